@@ -1,0 +1,20 @@
+// Command containerd-shim-lxcri-v2 is lxcri's containerd runtime v2 shim
+// (runtime type io.containerd.lxcri.v2).
+package main
+
+import (
+	"context"
+
+	"github.com/containerd/containerd/v2/pkg/shim"
+
+	"github.com/lxcri/lxcri/backend/crun"
+	lxcshim "github.com/lxcri/lxcri/shim"
+)
+
+func main() {
+	backends := lxcshim.Registry{
+		crun.Name: crun.New,
+	}
+	lxcshim.RegisterTaskPlugin(backends)
+	shim.RunShim(context.Background(), lxcshim.NewManager(backends))
+}

@@ -1,0 +1,193 @@
+//go:build linux
+
+package harness
+
+import (
+	"bufio"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// ShimProcesses returns the pids of all running containerd-shim-lxcri-v2 processes on the
+// host, whichever containerd started them. Use Env.ShimProcesses for one Env's shims.
+func ShimProcesses() []int {
+	var pids []int
+	for _, p := range procs() {
+		if p.name() == ShimBinary {
+			pids = append(pids, p.pid)
+		}
+	}
+	return pids
+}
+
+type proc struct {
+	pid   int
+	argv0 string
+	args  []string
+	exe   string
+}
+
+func (p proc) name() string {
+	if p.argv0 != "" {
+		return filepath.Base(p.argv0)
+	}
+	return filepath.Base(strings.TrimSuffix(p.exe, " (deleted)"))
+}
+
+func (p proc) hasArg(a string) bool {
+	for _, x := range p.args {
+		if x == a || strings.HasSuffix(x, "="+a) {
+			return true
+		}
+	}
+	return false
+}
+
+// procs lists the processes of the host with their command lines (kernel threads and
+// processes that vanish meanwhile are left out).
+func procs() []proc {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	self := os.Getpid()
+	var out []proc
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		exe, _ := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		out = append(out, proc{pid: pid, argv0: args[0], args: args[1:], exe: exe})
+	}
+	return out
+}
+
+// MountsUnder returns the mount points at or below dir, from /proc/self/mountinfo,
+// deepest first (the order to unmount them in).
+func MountsUnder(dir string) []string {
+	dir = filepath.Clean(dir)
+	if r, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = r
+	}
+	var out []string
+	for _, m := range mountinfo() {
+		if m.point == dir || strings.HasPrefix(m.point, dir+"/") {
+			out = append(out, m.point)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		return strings.Count(out[i], "/") > strings.Count(out[j], "/")
+	})
+	return out
+}
+
+type mount struct {
+	point  string
+	fstype string
+}
+
+func mountinfo() []mount {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []mount
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		// 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 7 {
+			continue
+		}
+		m := mount{point: unescape(fields[4])}
+		for i := 6; i < len(fields)-1; i++ {
+			if fields[i] == "-" {
+				m.fstype = fields[i+1]
+				break
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// unescape decodes the octal escapes (\040 etc.) of /proc/self/mountinfo.
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// CgroupsNamed returns the cgroup folders, in every mounted cgroup v1 hierarchy and in the
+// cgroup v2 tree (/sys/fs/cgroup/unified on a hybrid host, /sys/fs/cgroup on a pure v2
+// host), whose name contains substr. A match's subfolders are not searched further.
+func CgroupsNamed(substr string) []string {
+	var roots []string
+	seen := map[string]bool{}
+	for _, m := range mountinfo() {
+		if m.fstype != "cgroup" && m.fstype != "cgroup2" {
+			continue
+		}
+		p := m.point
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			p = r
+		}
+		if !seen[p] {
+			seen[p] = true
+			roots = append(roots, p)
+		}
+	}
+	if len(roots) == 0 { // no mountinfo: fall back to the usual layout
+		ents, _ := os.ReadDir("/sys/fs/cgroup")
+		for _, e := range ents {
+			if e.IsDir() {
+				roots = append(roots, filepath.Join("/sys/fs/cgroup", e.Name()))
+			}
+		}
+	}
+	sort.Strings(roots)
+	var out []string
+	for _, root := range roots {
+		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if p == root {
+					return err
+				}
+				return nil // vanished meanwhile
+			}
+			if !d.IsDir() || p == root {
+				return nil
+			}
+			if strings.Contains(d.Name(), substr) {
+				out = append(out, p)
+				return fs.SkipDir
+			}
+			return nil
+		})
+	}
+	return out
+}

@@ -1,0 +1,75 @@
+//go:build linux
+
+package shim_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lxcri/lxcri/integration/harness"
+)
+
+// backendCase is one backend configuration every lifecycle test runs against.
+type backendCase struct {
+	name   string
+	config string // host configuration TOML given to the shim through LXCRI_CONFIG
+	setup  func(t *testing.T)
+}
+
+// backends lists the configurations under test. crun 1.8.1 (Debian 12) needs the hugetlb
+// controller out of the hybrid cgroup2 tree and an ociVersion it knows; see crunHost.
+func backends() []backendCase {
+	compat := filepath.Join(harness.RepoRoot(), "integration", "testdata", "crun-compat")
+	return []backendCase{
+		{name: "crun-runc", config: "backend = \"crun\"\n[crun]\nbinary = \"runc\"\n"},
+		{name: "crun-crun", config: fmt.Sprintf("backend = \"crun\"\n[crun]\nbinary = %q\n", compat), setup: crunHost},
+	}
+}
+
+// start starts containerd whose lxcri shims read cfg as their host configuration.
+func start(t *testing.T, b backendCase, opts ...harness.Option) *harness.Env {
+	t.Helper()
+	if b.setup != nil {
+		b.setup(t)
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfg, []byte(b.config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return harness.Start(t, append(opts, harness.WithDaemonEnv("LXCRI_CONFIG="+cfg))...)
+}
+
+// crunHost makes this cgroup v1 hybrid host acceptable to crun 1.8.1, which refuses to run
+// while the cgroup2 tree holds a controller: it mounts hugetlb as a v1 hierarchy for the
+// test and unmounts it afterwards.
+func crunHost(t *testing.T) {
+	t.Helper()
+	b, err := os.ReadFile("/sys/fs/cgroup/unified/cgroup.controllers")
+	if err != nil || strings.TrimSpace(string(b)) == "" {
+		return // pure v1 or pure v2: nothing to do
+	}
+	dir := "/sys/fs/cgroup/hugetlb"
+	if _, err := os.Stat(filepath.Join(dir, "hugetlb.2MB.limit_in_bytes")); err == nil {
+		return
+	}
+	if err := exec.Command("mount", "-o", "remount,rw", "/sys/fs/cgroup").Run(); err != nil {
+		t.Logf("remount /sys/fs/cgroup rw: %v", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("crun host setup: %v", err)
+	}
+	if out, err := exec.Command("mount", "-t", "cgroup", "-o", "hugetlb", "cgroup", dir).CombinedOutput(); err != nil {
+		t.Fatalf("crun host setup: mount hugetlb cgroup v1: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Logf("umount %s: %v: %s", dir, err, out)
+		}
+		os.Remove(dir)
+	})
+}

@@ -1,0 +1,89 @@
+//go:build linux
+
+package shim_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lxcri/lxcri/integration/harness"
+)
+
+const rt = harness.RuntimeType
+
+// TestRunExitCodes: what `ctr run --rm` prints and exits with is what the process did.
+func TestRunExitCodes(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			env := start(t, b)
+			for _, tc := range []struct {
+				name   string
+				args   []string
+				code   int
+				stdout string
+			}{
+				{"echo", []string{"echo", "hello"}, 0, "hello\n"},
+				{"exit7", []string{"sh", "-c", "exit 7"}, 7, ""},
+				{"stderr", []string{"sh", "-c", "echo oops >&2; exit 3"}, 3, ""},
+			} {
+				args := append([]string{"run", "--rm", "--runtime", rt, env.Image, "run-" + tc.name}, tc.args...)
+				out, errOut, code := env.Ctr(args...)
+				if code != tc.code || out != tc.stdout {
+					t.Errorf("%s: exit %d stdout %q, want exit %d stdout %q (stderr %s)", tc.name, code, out, tc.code, tc.stdout, errOut)
+				}
+				if tc.name == "stderr" && !strings.Contains(errOut, "oops") {
+					t.Errorf("stderr of the container not passed through: %q", errOut)
+				}
+			}
+		})
+	}
+}
+
+// TestRunKilledBySignal: a process killed by SIGKILL exits 137, as a shell reports it.
+func TestRunKilledBySignal(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			env := start(t, b)
+			type result struct {
+				code int
+				err  string
+			}
+			done := make(chan result, 1)
+			go func() {
+				_, errOut, code := env.Ctr("run", "--rm", "--runtime", rt, env.Image, "killed", "sleep", "1000")
+				done <- result{code, errOut}
+			}()
+			waitRunning(t, env, "killed")
+			if _, errOut, code := env.Ctr("task", "kill", "-s", "SIGKILL", "killed"); code != 0 {
+				t.Fatalf("ctr task kill: exit %d: %s", code, errOut)
+			}
+			select {
+			case r := <-done:
+				if r.code != 137 {
+					t.Errorf("ctr run exit %d, want 137 (stderr %s)", r.code, r.err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("ctr run did not return after SIGKILL")
+			}
+		})
+	}
+}
+
+// waitRunning waits until `ctr task ls` shows the task RUNNING.
+func waitRunning(t *testing.T, env *harness.Env, id string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		out, _, _ := env.Ctr("task", "ls")
+		for _, l := range strings.Split(out, "\n") {
+			f := strings.Fields(l)
+			if len(f) >= 3 && f[0] == id && f[2] == "RUNNING" {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out, _, _ := env.Ctr("task", "ls")
+	t.Fatalf("task %s not running after 20s: %s", id, out)
+}

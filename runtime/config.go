@@ -1,0 +1,131 @@
+package runtime
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/containerd/errdefs"
+	"github.com/pelletier/go-toml/v2"
+)
+
+const (
+	// DefaultConfigPath is where the host-wide configuration lives.
+	DefaultConfigPath = "/etc/lxcri/config.toml"
+	// ConfigPathEnv overrides DefaultConfigPath.
+	ConfigPathEnv = "LXCRI_CONFIG"
+	// BackendAnnotation chooses the backend of one container.
+	BackendAnnotation = "io.lxcri.backend"
+	// DefaultStateDir holds per-container state (LXC paths, runtime roots).
+	DefaultStateDir = "/run/lxcri"
+	// DefaultBackend is used when nothing else chooses.
+	DefaultBackend = "crun"
+)
+
+// KnownBackends are the names a configuration may choose.
+var KnownBackends = []string{"crun", "lxc", "proxmox-lxc", "proxmox-vm"}
+
+// Config is lxcri's one configuration schema. The same TOML is read from the host file,
+// from the runtime options containerd passes (config_path or config_body) and, for the
+// backend name, from a container annotation; later sources override earlier ones key by key.
+type Config struct {
+	// Backend is the default backend name.
+	Backend string `toml:"backend"`
+	// StateDir is where containers keep private state.
+	StateDir string     `toml:"state_dir"`
+	Crun     CrunConfig `toml:"crun"`
+	LXC      LXCConfig  `toml:"lxc"`
+}
+
+// CrunConfig configures the backend that drives a runc-compatible CLI.
+type CrunConfig struct {
+	// Binary is the runtime CLI: crun (default), runc, youki, or a path.
+	Binary string `toml:"binary"`
+	// Root is the CLI's state root (--root); default <state_dir>/<binary name>.
+	Root string `toml:"root"`
+	// SystemdCgroup makes the CLI use systemd cgroups.
+	SystemdCgroup bool `toml:"systemd_cgroup"`
+}
+
+// LXCConfig configures the lxc backend.
+type LXCConfig struct {
+	// Helper is the path of lxcri-start; default: beside the shim binary.
+	Helper string `toml:"helper"`
+	// LogLevel is liblxc's log level (TRACE, DEBUG, INFO, WARN, ERROR).
+	LogLevel string `toml:"log_level"`
+}
+
+// DefaultConfig is the configuration without any file or option.
+func DefaultConfig() *Config {
+	return &Config{Backend: DefaultBackend, StateDir: DefaultStateDir}
+}
+
+// LoadHostConfig reads the host-wide file (LXCRI_CONFIG or /etc/lxcri/config.toml) over the
+// defaults. A missing file is not an error; a malformed one is.
+func LoadHostConfig() (*Config, error) {
+	c := DefaultConfig()
+	path := os.Getenv(ConfigPathEnv)
+	if path == "" {
+		path = DefaultConfigPath
+	}
+	if err := c.MergeFile(path, path != DefaultConfigPath); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// MergeFile decodes the TOML file at path over c. When required is false a missing file
+// is skipped.
+func (c *Config) MergeFile(path string, required bool) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			if !required {
+				return nil
+			}
+			return fmt.Errorf("config file %s does not exist: %w", path, errdefs.ErrNotFound)
+		}
+		return fmt.Errorf("read config file %s: %w", path, err)
+	}
+	return c.Merge(path, b)
+}
+
+// Merge decodes TOML from source (a file name or "runtime options") over c.
+func (c *Config) Merge(source string, body []byte) error {
+	d := toml.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	if err := d.Decode(c); err != nil {
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, col := de.Position()
+			return fmt.Errorf("malformed TOML in %s at line %d column %d: %s: %w", source, row, col, de.Error(), errdefs.ErrInvalidArgument)
+		}
+		var se *toml.StrictMissingError
+		if errors.As(err, &se) {
+			return fmt.Errorf("unknown key in %s: %s: %w", source, strings.TrimSpace(se.String()), errdefs.ErrInvalidArgument)
+		}
+		return fmt.Errorf("invalid configuration in %s: %v: %w", source, err, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// Clone returns an independent copy.
+func (c *Config) Clone() *Config {
+	cc := *c
+	return &cc
+}
+
+// ValidateBackend checks a backend name and says which names are valid.
+func ValidateBackend(name string) error {
+	for _, k := range KnownBackends {
+		if k == name {
+			return nil
+		}
+	}
+	valid := append([]string(nil), KnownBackends...)
+	sort.Strings(valid)
+	return fmt.Errorf("unknown backend %q: valid backends are %s: %w", name, strings.Join(valid, ", "), errdefs.ErrInvalidArgument)
+}

@@ -1,0 +1,289 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/console"
+	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/process"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/fifo"
+	runc "github.com/containerd/go-runc"
+	"github.com/containerd/log"
+)
+
+// Stdio names where a process's standard streams go, as containerd passes them: fifo paths,
+// or URIs (binary:// for a logging binary, file:// for a log file).
+type Stdio struct {
+	Stdin    string
+	Stdout   string
+	Stderr   string
+	Terminal bool
+}
+
+// drainTimeout bounds how long an exited process's output is drained: a daemonized
+// grandchild may hold the pipes open forever, and containerd must still see the exit.
+const drainTimeout = 2 * time.Second
+
+// IO connects a process's stdio to what containerd asked for. Without a terminal, the child
+// gets pipe ends (Set) whose other ends the shim copies to and from the fifos; a logging
+// binary or a file receives stdout and stderr directly. With a terminal, the backend hands
+// over the pty master (AttachConsole).
+type IO struct {
+	stdio Stdio
+	id    string
+	ns    string
+
+	rio runc.IO // nil with a terminal
+
+	mu      sync.Mutex
+	console console.Console
+	stdin   io.Closer // the stdin fifo, closed by CloseStdin
+	closers []io.Closer
+	wg      sync.WaitGroup // output copiers
+}
+
+// NewIO opens the stdio of process id.
+func NewIO(ctx context.Context, id string, stdio Stdio) (_ *IO, retErr error) {
+	ns, _ := namespaces.Namespace(ctx)
+	i := &IO{stdio: stdio, id: id, ns: ns}
+	defer func() {
+		if retErr != nil {
+			i.Close()
+		}
+	}()
+	if stdio.Terminal {
+		if stdio.Stdout != "" {
+			if u, err := url.Parse(stdio.Stdout); err == nil && u.Scheme != "" && u.Scheme != "fifo" {
+				return nil, fmt.Errorf("terminal with %s stdout: %w", u.Scheme, errdefs.ErrNotImplemented)
+			}
+		}
+		return i, nil
+	}
+	u, err := url.Parse(stdio.Stdout)
+	if err != nil {
+		return nil, fmt.Errorf("stdout %q: %v: %w", stdio.Stdout, err, errdefs.ErrInvalidArgument)
+	}
+	switch u.Scheme {
+	case "binary", "binary-v2":
+		rio, err := process.NewBinaryIO(ctx, id, u)
+		if err != nil {
+			return nil, fmt.Errorf("start logging binary %s: %w", u.Path, err)
+		}
+		i.rio = rio
+	case "file":
+		if err := os.MkdirAll(dirOf(u.Path), 0o755); err != nil {
+			return nil, err
+		}
+		f, err := os.OpenFile(u.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("open log file %s: %w", u.Path, err)
+		}
+		i.closers = append(i.closers, f)
+		i.rio = &fileIO{f: f}
+	case "", "fifo":
+		rio, err := runc.NewPipeIO(0, 0, func(o *runc.IOOption) {
+			o.OpenStdin = stdio.Stdin != ""
+			o.OpenStdout = stdio.Stdout != ""
+			o.OpenStderr = stdio.Stderr != ""
+		})
+		if err != nil {
+			return nil, err
+		}
+		i.rio = rio
+		if err := i.copyOutput(ctx, rio.Stdout(), stdio.Stdout); err != nil {
+			return nil, err
+		}
+		if err := i.copyOutput(ctx, rio.Stderr(), stdio.Stderr); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("stdout scheme %q: %w", u.Scheme, errdefs.ErrNotImplemented)
+	}
+	if stdio.Stdin != "" && i.rio.Stdin() != nil {
+		if err := i.copyStdin(ctx, i.rio.Stdin()); err != nil {
+			return nil, err
+		}
+	}
+	return i, nil
+}
+
+func dirOf(p string) string {
+	for j := len(p) - 1; j > 0; j-- {
+		if p[j] == '/' {
+			return p[:j]
+		}
+	}
+	return "/"
+}
+
+// Terminal tells whether the process gets a pty.
+func (i *IO) Terminal() bool { return i.stdio.Terminal }
+
+// Stdio is what containerd asked for.
+func (i *IO) Stdio() Stdio { return i.stdio }
+
+// RuncIO exposes the pipes in go-runc's shape, for backends driving a runc-compatible CLI.
+// It is nil with a terminal.
+func (i *IO) RuncIO() runc.IO { return i.rio }
+
+// Set wires the child ends of the pipes into cmd. No-op with a terminal.
+func (i *IO) Set(cmd *exec.Cmd) {
+	if i.rio != nil {
+		i.rio.Set(cmd)
+	}
+}
+
+// CloseAfterStart closes the shim's copies of the child ends once the child has them, so
+// that output copying ends when the process (and its children) close theirs.
+func (i *IO) CloseAfterStart() error {
+	if sc, ok := i.rio.(runc.StartCloser); ok {
+		return sc.CloseAfterStart()
+	}
+	return nil
+}
+
+// AttachConsole takes the pty master of a terminal process and copies it to and from the
+// fifos. The IO owns the console from then on.
+func (i *IO) AttachConsole(ctx context.Context, c console.Console) error {
+	i.mu.Lock()
+	i.console = c
+	i.closers = append(i.closers, c)
+	i.mu.Unlock()
+	if i.stdio.Stdin != "" {
+		if err := i.copyStdin(ctx, c); err != nil {
+			return err
+		}
+	}
+	return i.copyOutput(ctx, c, i.stdio.Stdout)
+}
+
+// Resize changes the window size of the process's terminal.
+func (i *IO) Resize(ws console.WinSize) error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.console == nil {
+		return fmt.Errorf("process has no terminal: %w", errdefs.ErrFailedPrecondition)
+	}
+	return i.console.Resize(ws)
+}
+
+// CloseStdin closes the process's stdin: a process reading it sees EOF once the data sent
+// so far is consumed.
+func (i *IO) CloseStdin() error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.stdin != nil {
+		err := i.stdin.Close()
+		i.stdin = nil
+		return err
+	}
+	return nil
+}
+
+// Wait waits for the output to be copied after the process exited, at most drainTimeout.
+func (i *IO) Wait() {
+	done := make(chan struct{})
+	go func() {
+		i.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(drainTimeout):
+		log.L.WithField("id", i.id).Warn("output still open after the process exited; closing it")
+		i.closeAll()
+		<-done
+	}
+}
+
+// Close releases every pipe, fifo, console and logging binary of the process.
+func (i *IO) Close() error {
+	i.CloseStdin()
+	return i.closeAll()
+}
+
+func (i *IO) closeAll() error {
+	i.mu.Lock()
+	closers := i.closers
+	i.closers = nil
+	rio := i.rio
+	i.rio = nil
+	i.mu.Unlock()
+	var errs []error
+	if rio != nil {
+		errs = append(errs, rio.Close())
+	}
+	for _, c := range closers {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// copyStdin copies the stdin fifo into w; when the client closes stdin (CloseIO) the copy
+// ends and w is closed, so the process sees EOF.
+func (i *IO) copyStdin(ctx context.Context, w io.WriteCloser) error {
+	in, err := fifo.OpenFifo(context.WithoutCancel(ctx), i.stdio.Stdin, syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return fmt.Errorf("open stdin fifo %s: %w", i.stdio.Stdin, err)
+	}
+	i.mu.Lock()
+	i.stdin = in
+	i.mu.Unlock()
+	_, isConsole := w.(console.Console)
+	go func() {
+		buf := make([]byte, 32<<10)
+		io.CopyBuffer(w, in, buf)
+		if !isConsole {
+			w.Close()
+		}
+		in.Close()
+	}()
+	return nil
+}
+
+// copyOutput copies r into the fifo at path until r ends.
+func (i *IO) copyOutput(ctx context.Context, r io.Reader, path string) error {
+	if r == nil || path == "" {
+		return nil
+	}
+	w, err := fifo.OpenFifo(context.WithoutCancel(ctx), path, syscall.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("open output fifo %s: %w", path, err)
+	}
+	// Keep a reader open on our own fifo so that a client that goes away (ctr detaching)
+	// does not make the process die of SIGPIPE.
+	keep, err := fifo.OpenFifo(context.WithoutCancel(ctx), path, syscall.O_RDONLY, 0)
+	if err != nil {
+		w.Close()
+		return fmt.Errorf("open output fifo %s: %w", path, err)
+	}
+	i.mu.Lock()
+	i.closers = append(i.closers, w, keep)
+	i.mu.Unlock()
+	i.wg.Add(1)
+	go func() {
+		defer i.wg.Done()
+		buf := make([]byte, 32<<10)
+		io.CopyBuffer(w, r, buf)
+	}()
+	return nil
+}
+
+// fileIO sends stdout and stderr to one log file and gives no stdin.
+type fileIO struct{ f *os.File }
+
+func (f *fileIO) Close() error          { return nil } // the IO closes the file
+func (f *fileIO) Stdin() io.WriteCloser { return nil }
+func (f *fileIO) Stdout() io.ReadCloser { return nil }
+func (f *fileIO) Stderr() io.ReadCloser { return nil }
+func (f *fileIO) Set(cmd *exec.Cmd)     { cmd.Stdout, cmd.Stderr = f.f, f.f }

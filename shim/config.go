@@ -1,0 +1,59 @@
+package shim
+
+import (
+	"fmt"
+
+	runcoptions "github.com/containerd/containerd/api/types/runc/options"
+	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/typeurl/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lxcri/lxcri/runtime"
+)
+
+// effectiveConfig layers the configuration of one container: the host file, then the
+// runtime options containerd passes (a RuntimeClass handler's options, or
+// `ctr --runtime-config-path`), then the backend annotation.
+func effectiveConfig(options typeurl.Any, spec *specs.Spec) (*runtime.Config, error) {
+	cfg, err := runtime.LoadHostConfig()
+	if err != nil {
+		return nil, err
+	}
+	if options != nil && options.GetTypeUrl() != "" {
+		v, err := typeurl.UnmarshalAny(options)
+		if err != nil {
+			return nil, fmt.Errorf("runtime options of type %s: %v: %w", options.GetTypeUrl(), err, errdefs.ErrInvalidArgument)
+		}
+		switch o := v.(type) {
+		case *runtimeoptions.Options:
+			if o.ConfigPath != "" {
+				if err := cfg.MergeFile(o.ConfigPath, true); err != nil {
+					return nil, err
+				}
+			}
+			if len(o.ConfigBody) > 0 {
+				if err := cfg.Merge("runtime options config_body", o.ConfigBody); err != nil {
+					return nil, err
+				}
+			}
+		case *runcoptions.Options:
+			// runc's options, as `ctr --runc-binary` and runc-style RuntimeClass handlers
+			// send them: the binary chooses the crun backend's CLI.
+			if o.BinaryName != "" {
+				cfg.Crun.Binary = o.BinaryName
+			}
+		default:
+			return nil, fmt.Errorf("runtime options of type %s are not lxcri's (use runtimeoptions.v1.Options with config_path or config_body): %w", options.GetTypeUrl(), errdefs.ErrInvalidArgument)
+		}
+	}
+	if spec != nil {
+		if b, ok := spec.Annotations[runtime.BackendAnnotation]; ok {
+			cfg.Backend = b
+		}
+	}
+	if err := runtime.ValidateBackend(cfg.Backend); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}

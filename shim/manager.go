@@ -1,0 +1,213 @@
+// Package shim is lxcri's containerd-facing layer: the manager that starts (and, after a
+// crash, cleans up for) shim processes, and the task service that serves containerd's task
+// API over ttrpc on top of the backends of package runtime.
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
+	"github.com/containerd/containerd/api/types"
+	"github.com/containerd/containerd/v2/defaults"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/shim"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lxcri/lxcri/runtime"
+)
+
+// RuntimeName is the runtime type containerd knows the shim by.
+const RuntimeName = "io.containerd.lxcri.v2"
+
+// GroupAnnotations put containers into one shim process; the first present wins.
+var GroupAnnotations = []string{"io.containerd.lxcri.v2.group", "io.kubernetes.cri.sandbox-id"}
+
+// Version is set at build time.
+var Version = "dev"
+
+type manager struct {
+	backends Registry
+}
+
+// NewManager returns the shim manager that containerd's pkg/shim drives for the
+// `start` and `delete` actions.
+func NewManager(backends Registry) shim.Shim {
+	return &manager{backends: backends}
+}
+
+func (m *manager) Name() string { return RuntimeName }
+
+// groupOf reads the bundle's spec annotations to find the shim group of a container.
+func groupOf(bundle, id string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			// Create reports the missing config.json with the right code; the shim
+			// itself can still start.
+			return id, nil
+		}
+		return "", err
+	}
+	var s struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return id, nil
+	}
+	for _, a := range GroupAnnotations {
+		if g, ok := s.Annotations[a]; ok && g != "" {
+			return g, nil
+		}
+	}
+	return id, nil
+}
+
+// Start launches a shim server process for the container, or returns the address of the
+// live shim that already serves its group.
+func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_ *bootapi.BootstrapResult, retErr error) {
+	res := &bootapi.BootstrapResult{Version: 3, Protocol: "ttrpc"}
+	id := params.GetInstanceID()
+	cwd, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	group, err := groupOf(cwd, id)
+	if err != nil {
+		return nil, err
+	}
+	socketDir := params.GetSocketDir()
+	if socketDir == "" {
+		socketDir = filepath.Join(defaults.DefaultStateDir, "s")
+	}
+	addr, err := shim.CreateSocketAddress(ctx, socketDir, params.GetContainerdGrpcAddress(), group, false)
+	if err != nil {
+		return nil, err
+	}
+	l, err := shim.NewSocket(addr)
+	if err != nil {
+		if !shim.SocketEaddrinuse(err) {
+			return nil, fmt.Errorf("create shim socket %s: %w", addr, err)
+		}
+		if shim.CanConnect(addr) {
+			// A live shim serves this group already: reuse it.
+			res.Address = addr
+			return res, nil
+		}
+		if err := shim.RemoveSocket(addr); err != nil {
+			return nil, fmt.Errorf("remove stale shim socket: %w", err)
+		}
+		if l, err = shim.NewSocket(addr); err != nil {
+			return nil, fmt.Errorf("create shim socket %s: %w", addr, err)
+		}
+	}
+	defer func() {
+		if retErr != nil {
+			l.Close()
+			shim.RemoveSocket(addr)
+		}
+	}()
+	f, err := l.File()
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"-namespace", ns, "-id", id, "-address", params.GetContainerdGrpcAddress()}
+	if params.GetLogLevel() <= bootapi.LogLevel_LOG_LEVEL_DEBUG {
+		args = append(args, "-debug")
+	}
+	cmd := exec.Command(self, args...)
+	cmd.Dir = cwd
+	// A shim serves few requests: a small GOMAXPROCS keeps its threads and memory down.
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start shim server: %w", err)
+	}
+	go cmd.Wait()
+	if err := shim.AdjustOOMScore(cmd.Process.Pid); err != nil {
+		log.G(ctx).WithError(err).Debug("adjust shim oom score")
+	}
+	res.Address = addr
+	return res, nil
+}
+
+// Stop runs after a shim died (containerd's `delete` action): it asks the container's
+// backend to force-remove it, unmounts the rootfs and reports the last known exit.
+func (m *manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
+	bundle, err := os.Getwd()
+	if err != nil {
+		return shim.StopStatus{}, err
+	}
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return shim.StopStatus{}, err
+	}
+	rec, err := readRecord(bundle)
+	if err == nil {
+		req := &runtime.CleanupRequest{ID: id, Namespace: ns, Bundle: bundle, StateDir: rec.StateDir, Config: rec.Config}
+		if b, err := m.backends.New(ctx, rec.Backend, rec.Config); err == nil {
+			if err := b.Cleanup(ctx, req); err != nil {
+				log.G(ctx).WithError(err).Warn("backend cleanup")
+			}
+		} else {
+			log.G(ctx).WithError(err).Warn("backend cleanup")
+		}
+		if rec.StateDir != "" {
+			os.RemoveAll(rec.StateDir)
+		}
+	}
+	if err := runtime.UnmountRootfs(bundle); err != nil {
+		log.G(ctx).WithError(err).Warn("unmount rootfs")
+	}
+	st := shim.StopStatus{ExitedAt: time.Now(), ExitStatus: 128 + int(syscall.SIGKILL)}
+	if e, err := readExit(bundle); err == nil {
+		st = shim.StopStatus{Pid: e.Pid, ExitStatus: e.Status, ExitedAt: e.ExitedAt}
+	}
+	removeRecord(bundle)
+	return st, nil
+}
+
+// Info describes the shim to containerd (`containerd-shim-lxcri-v2 -info`).
+func (m *manager) Info(ctx context.Context, optionsR io.Reader) (*types.RuntimeInfo, error) {
+	return &types.RuntimeInfo{
+		Name:    RuntimeName,
+		Version: &types.RuntimeVersion{Version: Version},
+	}, nil
+}
+
+// readSpec loads the bundle's OCI spec; a missing or malformed one is the client's error.
+func readSpec(bundle string) (*specs.Spec, error) {
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("bundle %s has no config.json: %w", bundle, errdefs.ErrInvalidArgument)
+		}
+		return nil, fmt.Errorf("read bundle config: %w", err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("bundle %s: malformed config.json: %v: %w", bundle, err, errdefs.ErrInvalidArgument)
+	}
+	return &s, nil
+}

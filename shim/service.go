@@ -1,0 +1,614 @@
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"github.com/containerd/console"
+	eventstypes "github.com/containerd/containerd/api/events"
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/api/types/runc/options"
+	"github.com/containerd/containerd/api/types/task"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/protobuf"
+	ptypes "github.com/containerd/containerd/v2/pkg/protobuf/types"
+	"github.com/containerd/containerd/v2/pkg/shim"
+	"github.com/containerd/containerd/v2/pkg/shutdown"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/log"
+	"github.com/containerd/ttrpc"
+	"github.com/containerd/typeurl/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lxcri/lxcri/runtime"
+)
+
+var empty = &ptypes.Empty{}
+
+// service implements containerd's task API v3 for every container of one shim process.
+// Errors from lower layers carry errdefs sentinels and are converted to gRPC codes here,
+// once, on the way out of each RPC.
+type service struct {
+	ctx      context.Context
+	backends Registry
+	events   *eventQueue
+	exits    *runtime.ExitWatcher
+	shutdown shutdown.Service
+
+	// lifecycle serialises Create and Delete of one id against each other.
+	lifecycle sync.Mutex
+	mu        sync.Mutex
+	tasks     map[string]*containerTask
+}
+
+// NewTaskService makes the task service; pkg/shim registers it on the ttrpc server.
+func NewTaskService(ctx context.Context, backends Registry, publisher shim.Publisher, sd shutdown.Service) (taskAPI.TTRPCTaskService, error) {
+	s := &service{
+		ctx:      ctx,
+		backends: backends,
+		events:   newEventQueue(ctx, publisher),
+		exits:    runtime.NewExitWatcher(),
+		shutdown: sd,
+		tasks:    map[string]*containerTask{},
+	}
+	sd.RegisterCallback(func(context.Context) error {
+		s.exits.Close()
+		s.events.close()
+		return nil
+	})
+	return s, nil
+}
+
+func (s *service) RegisterTTRPC(server *ttrpc.Server) error {
+	taskAPI.RegisterTTRPCTaskService(server, s)
+	return nil
+}
+
+func (s *service) get(id string) (*containerTask, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tasks[id]
+	if !ok {
+		return nil, fmt.Errorf("task %q: %w", id, errdefs.ErrNotFound)
+	}
+	return t, nil
+}
+
+func (s *service) getProcess(id, execID string) (*containerTask, *proc, error) {
+	t, err := s.get(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := t.process(execID)
+	return t, p, err
+}
+
+func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *taskAPI.CreateTaskResponse, retErr error) {
+	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
+	if r.ID == "" {
+		return nil, fmt.Errorf("task id is empty: %w", errdefs.ErrInvalidArgument)
+	}
+	if _, err := s.get(r.ID); err == nil {
+		return nil, fmt.Errorf("task %q: %w", r.ID, errdefs.ErrAlreadyExists)
+	}
+	if r.Checkpoint != "" {
+		return nil, fmt.Errorf("restoring task %q from a checkpoint needs the ZFS snapshot store, which is not built yet: %w", r.ID, errdefs.ErrNotImplemented)
+	}
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := readSpec(r.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Process == nil || len(spec.Process.Args) == 0 {
+		return nil, fmt.Errorf("spec of task %q has no process args (process.args is empty): %w", r.ID, errdefs.ErrInvalidArgument)
+	}
+	cfg, err := effectiveConfig(r.Options, spec)
+	if err != nil {
+		return nil, err
+	}
+	backend, err := s.backends.New(ctx, cfg.Backend, cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	stateDir := filepath.Join(cfg.StateDir, ns, r.ID)
+	if err := os.MkdirAll(stateDir, 0o711); err != nil {
+		return nil, fmt.Errorf("create state dir: %w", err)
+	}
+	var undo []func()
+	defer func() {
+		if retErr != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	undo = append(undo, func() { os.RemoveAll(stateDir) })
+
+	rootfs, err := runtime.MountRootfs(r.Bundle, r.Rootfs)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.Rootfs) > 0 {
+		undo = append(undo, func() { runtime.UnmountRootfs(r.Bundle) })
+	}
+	if err := writeRecord(r.Bundle, &record{Backend: cfg.Backend, StateDir: stateDir, Config: cfg}); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { removeRecord(r.Bundle) })
+
+	stdio := runtime.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal}
+	pio, err := runtime.NewIO(ctx, r.ID, stdio)
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { pio.Close() })
+
+	c, err := backend.Create(ctx, &runtime.CreateRequest{
+		ID: r.ID, Namespace: ns, Bundle: r.Bundle, Rootfs: rootfs, Spec: spec,
+		StateDir: stateDir, IO: pio, Exits: s.exits, Config: cfg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	t := newContainerTask(r.ID, r.Bundle, stateDir, cfg.Backend, c, stdio)
+	s.mu.Lock()
+	s.tasks[r.ID] = t
+	s.mu.Unlock()
+
+	s.events.send(&eventstypes.TaskCreate{
+		ContainerID: r.ID,
+		Bundle:      r.Bundle,
+		Rootfs:      r.Rootfs,
+		IO:          &eventstypes.TaskIO{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
+		Checkpoint:  r.Checkpoint,
+		Pid:         uint32(t.init.Pid()),
+	})
+	oom := c.OOM()
+	go s.watchInit(t, oom)
+	return &taskAPI.CreateTaskResponse{Pid: uint32(t.init.Pid())}, nil
+}
+
+// watchInit publishes OOM events while the container lives, then its init's exit once
+// every exec's exit is out, OOM events first.
+func (s *service) watchInit(t *containerTask, oom <-chan struct{}) {
+	publishOOM := func() {
+		s.events.send(&eventstypes.TaskOOM{ContainerID: t.id})
+	}
+	for done := false; !done; {
+		select {
+		case _, ok := <-oom:
+			if !ok {
+				oom = nil
+				continue
+			}
+			publishOOM()
+		case <-t.init.Done():
+			done = true
+		}
+	}
+	// The kernel signals an OOM kill before the victim is reaped; drain what is pending.
+	for drained := false; oom != nil && !drained; {
+		select {
+		case _, ok := <-oom:
+			if !ok {
+				oom = nil
+				continue
+			}
+			publishOOM()
+		default:
+			drained = true
+		}
+	}
+	<-t.initEnded()
+	e := t.init.Exit()
+	if err := writeExit(t.bundle, e); err != nil {
+		log.G(s.ctx).WithError(err).WithField("id", t.id).Warn("record exit status")
+	}
+	s.events.send(&eventstypes.TaskExit{
+		ContainerID: t.id,
+		ID:          t.id,
+		Pid:         uint32(e.Pid),
+		ExitStatus:  uint32(e.Status),
+		ExitedAt:    protobuf.ToTimestamp(e.ExitedAt),
+	})
+}
+
+func (s *service) watchExec(t *containerTask, p *proc) {
+	<-p.Done()
+	e := p.Exit()
+	s.events.send(&eventstypes.TaskExit{
+		ContainerID: t.id,
+		ID:          p.execID,
+		Pid:         uint32(e.Pid),
+		ExitStatus:  uint32(e.Status),
+		ExitedAt:    protobuf.ToTimestamp(e.ExitedAt),
+	})
+	t.execEnded()
+}
+
+func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (_ *taskAPI.StartResponse, retErr error) {
+	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	t, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	if p.exited() {
+		return nil, fmt.Errorf("process %q of task %q has exited: %w", p.name(), r.ID, errdefs.ErrFailedPrecondition)
+	}
+	if err := p.markStarted(); err != nil {
+		return nil, err
+	}
+	if r.ExecID == "" {
+		if err := t.container.Start(ctx); err != nil {
+			return nil, err
+		}
+		s.events.send(&eventstypes.TaskStart{ContainerID: r.ID, Pid: uint32(p.Pid())})
+		return &taskAPI.StartResponse{Pid: uint32(p.Pid())}, nil
+	}
+	if !t.init.wasStarted() || t.init.exited() {
+		return nil, fmt.Errorf("task %q is not running: %w", r.ID, errdefs.ErrFailedPrecondition)
+	}
+	if err := t.execStarting(); err != nil {
+		return nil, err
+	}
+	if err := p.Start(ctx); err != nil {
+		t.execEnded()
+		return nil, err
+	}
+	go s.watchExec(t, p)
+	s.events.send(&eventstypes.TaskExecStarted{ContainerID: r.ID, ExecID: r.ExecID, Pid: uint32(p.Pid())})
+	return &taskAPI.StartResponse{Pid: uint32(p.Pid())}, nil
+}
+
+func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (_ *taskAPI.DeleteResponse, retErr error) {
+	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	t, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	if r.ExecID != "" {
+		if p.wasStarted() && !p.exited() {
+			return nil, fmt.Errorf("exec %q of task %q is still running: %w", r.ExecID, r.ID, errdefs.ErrFailedPrecondition)
+		}
+		p.Delete(ctx)
+		t.removeExec(r.ExecID)
+		e := p.Exit()
+		return &taskAPI.DeleteResponse{Pid: uint32(e.Pid), ExitStatus: uint32(e.Status), ExitedAt: protobuf.ToTimestamp(e.ExitedAt)}, nil
+	}
+
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
+	if p.wasStarted() && !p.exited() {
+		return nil, fmt.Errorf("task %q is still running: kill it first: %w", r.ID, errdefs.ErrFailedPrecondition)
+	}
+	// A created but never started task may be deleted: the backend force-removes it.
+	if err := t.container.Delete(ctx, !p.wasStarted()); err != nil {
+		return nil, err
+	}
+	<-p.Done()
+	for _, e := range t.execList() {
+		e.Delete(ctx)
+	}
+	p.Delete(ctx)
+	if err := runtime.UnmountRootfs(t.bundle); err != nil {
+		log.G(ctx).WithError(err).Warn("unmount rootfs")
+	}
+	os.RemoveAll(t.stateDir)
+	removeRecord(t.bundle)
+	s.mu.Lock()
+	delete(s.tasks, r.ID)
+	s.mu.Unlock()
+
+	e := p.Exit()
+	s.events.send(&eventstypes.TaskDelete{
+		ContainerID: r.ID,
+		Pid:         uint32(e.Pid),
+		ExitStatus:  uint32(e.Status),
+		ExitedAt:    protobuf.ToTimestamp(e.ExitedAt),
+	})
+	return &taskAPI.DeleteResponse{Pid: uint32(e.Pid), ExitStatus: uint32(e.Status), ExitedAt: protobuf.ToTimestamp(e.ExitedAt)}, nil
+}
+
+func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (_ *ptypes.Empty, retErr error) {
+	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	t, err := s.get(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if r.ExecID == "" {
+		return nil, fmt.Errorf("exec id is empty: %w", errdefs.ErrInvalidArgument)
+	}
+	if t.init.exited() {
+		return nil, fmt.Errorf("task %q has exited: %w", r.ID, errdefs.ErrFailedPrecondition)
+	}
+	var spec specs.Process
+	if r.Spec == nil || json.Unmarshal(r.Spec.Value, &spec) != nil {
+		return nil, fmt.Errorf("exec %q: malformed process spec: %w", r.ExecID, errdefs.ErrInvalidArgument)
+	}
+	if len(spec.Args) == 0 {
+		return nil, fmt.Errorf("exec %q: process has no args: %w", r.ExecID, errdefs.ErrInvalidArgument)
+	}
+	p := &proc{execID: r.ExecID, stdio: runtime.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal}}
+	if err := t.addExec(p); err != nil {
+		return nil, err
+	}
+	pio, err := runtime.NewIO(ctx, r.ExecID, p.stdio)
+	if err != nil {
+		t.removeExec(r.ExecID)
+		return nil, err
+	}
+	bp, err := t.container.Exec(ctx, &runtime.ExecRequest{ID: r.ExecID, Spec: &spec, IO: pio})
+	if err != nil {
+		pio.Close()
+		t.removeExec(r.ExecID)
+		return nil, err
+	}
+	p.Process = bp
+	s.events.send(&eventstypes.TaskExecAdded{ContainerID: r.ID, ExecID: r.ExecID})
+	return empty, nil
+}
+
+func (s *service) ResizePty(ctx context.Context, r *taskAPI.ResizePtyRequest) (_ *ptypes.Empty, retErr error) {
+	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	_, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.ResizePty(ctx, console.WinSize{Width: uint16(r.Width), Height: uint16(r.Height)}); err != nil {
+		return nil, err
+	}
+	return empty, nil
+}
+
+func (s *service) State(ctx context.Context, r *taskAPI.StateRequest) (_ *taskAPI.StateResponse, retErr error) {
+	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	t, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	st := p.status(t.isPaused())
+	resp := &taskAPI.StateResponse{
+		ID:       r.ID,
+		ExecID:   r.ExecID,
+		Bundle:   t.bundle,
+		Pid:      uint32(p.Pid()),
+		Status:   st,
+		Stdin:    p.stdio.Stdin,
+		Stdout:   p.stdio.Stdout,
+		Stderr:   p.stdio.Stderr,
+		Terminal: p.stdio.Terminal,
+	}
+	if r.ExecID != "" {
+		resp.ID = r.ExecID
+	}
+	if st == task.Status_STOPPED {
+		e := p.Exit()
+		resp.ExitStatus = uint32(e.Status)
+		resp.ExitedAt = protobuf.ToTimestamp(e.ExitedAt)
+	}
+	return resp, nil
+}
+
+func (s *service) Pause(ctx context.Context, r *taskAPI.PauseRequest) (_ *ptypes.Empty, retErr error) {
+	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	t, err := s.get(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if st := t.init.status(t.isPaused()); st != task.Status_RUNNING {
+		return nil, fmt.Errorf("task %q is %s, not running: %w", r.ID, statusName(st), errdefs.ErrFailedPrecondition)
+	}
+	if err := t.container.Pause(ctx); err != nil {
+		return nil, err
+	}
+	t.setPaused(true)
+	s.events.send(&eventstypes.TaskPaused{ContainerID: r.ID})
+	return empty, nil
+}
+
+func (s *service) Resume(ctx context.Context, r *taskAPI.ResumeRequest) (_ *ptypes.Empty, retErr error) {
+	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	t, err := s.get(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if st := t.init.status(t.isPaused()); st != task.Status_PAUSED {
+		return nil, fmt.Errorf("task %q is %s, not paused: %w", r.ID, statusName(st), errdefs.ErrFailedPrecondition)
+	}
+	if err := t.container.Resume(ctx); err != nil {
+		return nil, err
+	}
+	t.setPaused(false)
+	s.events.send(&eventstypes.TaskResumed{ContainerID: r.ID})
+	return empty, nil
+}
+
+func (s *service) Kill(ctx context.Context, r *taskAPI.KillRequest) (_ *ptypes.Empty, retErr error) {
+	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	t, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	sig := syscall.Signal(r.Signal)
+	if r.All && r.ExecID == "" {
+		if p.exited() && len(t.execList()) == 0 {
+			return nil, fmt.Errorf("task %q has already exited: %w", r.ID, errdefs.ErrNotFound)
+		}
+		if err := t.container.KillAll(ctx, sig); err != nil {
+			return nil, err
+		}
+		return empty, nil
+	}
+	if p.exited() {
+		return nil, fmt.Errorf("process %q of task %q has already exited: %w", p.name(), r.ID, errdefs.ErrNotFound)
+	}
+	if err := p.Kill(ctx, sig); err != nil {
+		return nil, err
+	}
+	return empty, nil
+}
+
+func (s *service) Pids(ctx context.Context, r *taskAPI.PidsRequest) (_ *taskAPI.PidsResponse, retErr error) {
+	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	t, err := s.get(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	pids, err := t.container.Pids(ctx)
+	if err != nil {
+		return nil, err
+	}
+	execOf := map[int]string{}
+	for _, e := range t.execList() {
+		if pid := e.Pid(); pid > 0 {
+			execOf[pid] = e.execID
+		}
+	}
+	resp := &taskAPI.PidsResponse{}
+	for _, pid := range pids {
+		pi := &task.ProcessInfo{Pid: uint32(pid)}
+		if id, ok := execOf[pid]; ok {
+			if a, err := typeurl.MarshalAnyToProto(&options.ProcessDetails{ExecID: id}); err == nil {
+				pi.Info = a
+			}
+		}
+		resp.Processes = append(resp.Processes, pi)
+	}
+	return resp, nil
+}
+
+func (s *service) CloseIO(ctx context.Context, r *taskAPI.CloseIORequest) (_ *ptypes.Empty, retErr error) {
+	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	_, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	if r.Stdin {
+		if err := p.CloseStdin(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return empty, nil
+}
+
+func (s *service) Checkpoint(ctx context.Context, r *taskAPI.CheckpointTaskRequest) (_ *ptypes.Empty, retErr error) {
+	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	t, err := s.get(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if t.init.exited() {
+		return nil, fmt.Errorf("task %q has exited: %w", r.ID, errdefs.ErrFailedPrecondition)
+	}
+	req := &runtime.CheckpointRequest{Path: r.Path}
+	if r.Options != nil && r.Options.GetTypeUrl() != "" {
+		v, err := typeurl.UnmarshalAny(r.Options)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint options: %v: %w", err, errdefs.ErrInvalidArgument)
+		}
+		if o, ok := v.(*options.CheckpointOptions); ok {
+			req.Exit = o.Exit
+			req.WorkPath = o.WorkPath
+			if o.ImagePath != "" {
+				req.Path = o.ImagePath
+			}
+		}
+	}
+	if err := t.container.Checkpoint(ctx, req); err != nil {
+		return nil, err
+	}
+	s.events.send(&eventstypes.TaskCheckpointed{ContainerID: r.ID, Checkpoint: req.Path})
+	return empty, nil
+}
+
+func (s *service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (_ *ptypes.Empty, retErr error) {
+	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	t, err := s.get(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	var res specs.LinuxResources
+	if r.Resources == nil || json.Unmarshal(r.Resources.Value, &res) != nil {
+		return nil, fmt.Errorf("update of task %q: malformed linux resources: %w", r.ID, errdefs.ErrInvalidArgument)
+	}
+	if t.init.exited() {
+		return nil, fmt.Errorf("task %q has exited: %w", r.ID, errdefs.ErrFailedPrecondition)
+	}
+	if err := t.container.Update(ctx, &res); err != nil {
+		return nil, err
+	}
+	return empty, nil
+}
+
+func (s *service) Wait(ctx context.Context, r *taskAPI.WaitRequest) (_ *taskAPI.WaitResponse, retErr error) {
+	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	_, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-p.Done():
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	e := p.Exit()
+	return &taskAPI.WaitResponse{ExitStatus: uint32(e.Status), ExitedAt: protobuf.ToTimestamp(e.ExitedAt)}, nil
+}
+
+func (s *service) Stats(ctx context.Context, r *taskAPI.StatsRequest) (_ *taskAPI.StatsResponse, retErr error) {
+	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	t, err := s.get(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	st, err := t.container.Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &taskAPI.StatsResponse{Stats: typeurl.MarshalProto(st)}, nil
+}
+
+func (s *service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*taskAPI.ConnectResponse, error) {
+	var pid int
+	if t, err := s.get(r.ID); err == nil {
+		pid = t.init.Pid()
+	}
+	return &taskAPI.ConnectResponse{ShimPid: uint32(os.Getpid()), TaskPid: uint32(pid), Version: Version}, nil
+}
+
+// Shutdown ends the shim process once it serves no task; a grouped shim stays for the rest.
+func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*ptypes.Empty, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.tasks) > 0 {
+		return empty, nil
+	}
+	s.shutdown.Shutdown()
+	return empty, nil
+}
+
+func statusName(st task.Status) string {
+	switch st {
+	case task.Status_CREATED:
+		return "created"
+	case task.Status_RUNNING:
+		return "running"
+	case task.Status_STOPPED:
+		return "stopped"
+	case task.Status_PAUSED:
+		return "paused"
+	}
+	return "unknown"
+}
