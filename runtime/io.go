@@ -267,14 +267,15 @@ func (i *IO) copyOutput(ctx context.Context, r io.Reader, path string) error {
 		w.Close()
 		return fmt.Errorf("open output fifo %s: %w", path, err)
 	}
-	i.mu.Lock()
-	i.closers = append(i.closers, w, keep)
-	i.mu.Unlock()
 	i.wg.Add(1)
 	go func() {
 		defer i.wg.Done()
 		buf := make([]byte, 32<<10)
 		io.CopyBuffer(w, r, buf)
+		// The client waits for EOF on its fifo before it deletes the process: close our
+		// ends as soon as the process's output ends.
+		w.Close()
+		keep.Close()
 	}()
 	return nil
 }

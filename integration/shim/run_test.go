@@ -70,20 +70,3 @@ func TestRunKilledBySignal(t *testing.T) {
 	}
 }
 
-// waitRunning waits until `ctr task ls` shows the task RUNNING.
-func waitRunning(t *testing.T, env *harness.Env, id string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		out, _, _ := env.Ctr("task", "ls")
-		for _, l := range strings.Split(out, "\n") {
-			f := strings.Fields(l)
-			if len(f) >= 3 && f[0] == id && f[2] == "RUNNING" {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	out, _, _ := env.Ctr("task", "ls")
-	t.Fatalf("task %s not running after 20s: %s", id, out)
-}

@@ -36,8 +36,9 @@ type Cgroup interface {
 	// Thaw resumes a frozen cgroup (container resume).
 	Thaw(ctx context.Context) error
 	// KillAll sends sig to every process of the cgroup. The cgroup is frozen meanwhile so no
-	// process escapes by forking; a cgroup that was frozen before stays frozen, except for
-	// SIGKILL, after which it is thawed so that the processes can die.
+	// process escapes by forking; a cgroup that was frozen before stays frozen, except after
+	// SIGKILL on v1, where frozen processes cannot die until thawed. SIGKILL on v2 writes
+	// cgroup.kill, which kills the subtree at once, frozen or not.
 	KillAll(ctx context.Context, sig syscall.Signal) error
 	// OOMEvents delivers one value per OOM kill in the cgroup, counted from the cgroup's
 	// creation (kills that happened before the call are delivered first), so over the

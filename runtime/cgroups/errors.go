@@ -30,7 +30,8 @@ func classify(err error) error {
 		errors.Is(err, syscall.ENODEV), errors.Is(err, syscall.ESRCH):
 		return errdefs.ErrNotFound
 	case errors.Is(err, cgroup1.ErrFreezerNotSupported), errors.Is(err, cgroup1.ErrMemoryNotSupported),
-		errors.Is(err, cgroup1.ErrControllerNotActive), errors.Is(err, cgroup1.ErrMountPointNotExist):
+		errors.Is(err, cgroup1.ErrControllerNotActive), errors.Is(err, cgroup1.ErrMountPointNotExist),
+		errors.Is(err, cgroup1.ErrNoCgroupMountDestination):
 		return errdefs.ErrNotImplemented
 	case errors.Is(err, cgroup2.ErrInvalidGroupPath), errors.Is(err, cgroup1.ErrInvalidPid),
 		errors.Is(err, syscall.EINVAL), errors.Is(err, syscall.ERANGE):

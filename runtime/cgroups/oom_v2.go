@@ -2,6 +2,9 @@ package cgroups
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 )
 
 // OOMEvents watches memory.events and cgroup.events with inotify (cgroup2's MemoryEventFD)
@@ -48,9 +51,17 @@ func (c *v2) OOMEvents(ctx context.Context) (<-chan struct{}, error) {
 	return p.ch, nil
 }
 
-// empty tells whether no process is left in the cgroup or its descendants (or the cgroup is
-// gone).
+// empty reads cgroup.events as containerd's EventChan does (the library does not export
+// it): true once no process is left in the cgroup's subtree, or the cgroup is gone.
 func (c *v2) empty() bool {
-	procs, err := c.m.Procs(true)
-	return err != nil || len(procs) == 0
+	b, err := os.ReadFile(filepath.Join(c.dir, "cgroup.events"))
+	if err != nil {
+		return true
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "populated "); ok {
+			return strings.TrimSpace(v) == "0"
+		}
+	}
+	return true
 }

@@ -26,7 +26,8 @@ type v1 struct {
 var _ Cgroup = (*v1)(nil)
 
 func loadV1ByPid(pid int) (*v1, error) {
-	path := cgroup1.PidPath(pid)
+	proc := fmt.Sprintf("/proc/%d/cgroup", pid)
+	path := v1ProcPath(proc, "", cgroup1.PidPath(pid))
 	name := fmt.Sprintf("of pid %d", pid)
 	if p, err := path(cgroup1.Memory); err == nil {
 		name = fmt.Sprintf("%s (pid %d)", p, pid)
@@ -36,7 +37,7 @@ func loadV1ByPid(pid int) (*v1, error) {
 
 func loadV1Path(p ociPath) (*v1, error) {
 	if p.nested {
-		return loadV1(p.raw, cgroup1.NestedPath(p.clean))
+		return loadV1(p.raw, v1ProcPath("/proc/self/cgroup", p.clean, cgroup1.NestedPath(p.clean)))
 	}
 	return loadV1(p.raw, cgroup1.StaticPath(p.clean))
 }
@@ -119,21 +120,11 @@ func (c *v1) Update(ctx context.Context, res *specs.LinuxResources) error {
 var pidsHierarchies = []cgroup1.Name{cgroup1.Pids, cgroup1.Freezer, cgroup1.Memory, cgroup1.Cpu, cgroup1.Devices}
 
 func (c *v1) Pids(ctx context.Context) ([]int, error) {
-	subsystem := cgroup1.Name("")
-	for _, want := range pidsHierarchies {
-		for _, s := range c.cg.Subsystems() {
-			if s.Name() == want {
-				subsystem = want
-				break
-			}
-		}
-		if subsystem != "" {
-			break
-		}
-	}
-	if subsystem == "" {
+	i := slices.IndexFunc(pidsHierarchies, c.has)
+	if i < 0 {
 		return nil, fmt.Errorf("cgroup %s: pids: no hierarchy lists processes: %w", c.name, errdefs.ErrNotImplemented)
 	}
+	subsystem := pidsHierarchies[i]
 	procs, err := c.cg.Processes(subsystem, true)
 	if err != nil {
 		return nil, c.fail("pids", err)
@@ -173,18 +164,13 @@ func (c *v1) frozen() (bool, error) {
 	return false, nil
 }
 
-// canFreeze tells whether the cgroup is in the freezer hierarchy.
-func (c *v1) canFreeze() bool {
-	for _, s := range c.cg.Subsystems() {
-		if s.Name() == cgroup1.Freezer {
-			return true
-		}
-	}
-	return false
+// has tells whether the cgroup is in the hierarchy of controller name.
+func (c *v1) has(name cgroup1.Name) bool {
+	return slices.ContainsFunc(c.cg.Subsystems(), func(s cgroup1.Subsystem) bool { return s.Name() == name })
 }
 
 func (c *v1) KillAll(ctx context.Context, sig syscall.Signal) error {
-	if !c.canFreeze() {
+	if !c.has(cgroup1.Freezer) {
 		return signalPids(ctx, c, sig)
 	}
 	return signalFrozen(ctx, c, sig)
