@@ -98,14 +98,19 @@ func (c *Config) Merge(source string, body []byte) error {
 	d := toml.NewDecoder(bytes.NewReader(body))
 	d.DisallowUnknownFields()
 	if err := d.Decode(c); err != nil {
+		var se *toml.StrictMissingError
+		if errors.As(err, &se) {
+			var keys []string
+			for _, e := range se.Errors {
+				row, _ := e.Position()
+				keys = append(keys, fmt.Sprintf("%s (line %d)", strings.Join(e.Key(), "."), row))
+			}
+			return fmt.Errorf("unknown key in %s: %s: %w", source, strings.Join(keys, ", "), errdefs.ErrInvalidArgument)
+		}
 		var de *toml.DecodeError
 		if errors.As(err, &de) {
 			row, col := de.Position()
 			return fmt.Errorf("malformed TOML in %s at line %d column %d: %s: %w", source, row, col, de.Error(), errdefs.ErrInvalidArgument)
-		}
-		var se *toml.StrictMissingError
-		if errors.As(err, &se) {
-			return fmt.Errorf("unknown key in %s: %s: %w", source, strings.TrimSpace(se.String()), errdefs.ErrInvalidArgument)
 		}
 		return fmt.Errorf("invalid configuration in %s: %v: %w", source, err, errdefs.ErrInvalidArgument)
 	}

@@ -170,3 +170,7 @@ func ctrWithTTY(t *testing.T, env *harness.Env, input string, args ...string) (s
 	}
 	return buf.String(), code
 }
+
+func contextWithCancel(env *harness.Env) (context.Context, context.CancelFunc) {
+	return context.WithCancel(env.Context())
+}

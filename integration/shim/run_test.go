@@ -69,4 +69,3 @@ func TestRunKilledBySignal(t *testing.T) {
 		})
 	}
 }
-
