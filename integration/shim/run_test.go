@@ -3,6 +3,8 @@
 package shim_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -65,6 +67,24 @@ func TestRunKilledBySignal(t *testing.T) {
 				}
 			case <-time.After(30 * time.Second):
 				t.Fatal("ctr run did not return after SIGKILL")
+			}
+		})
+	}
+}
+
+// TestRunLogFile: `--log-uri file://` sends the container's output to a file.
+func TestRunLogFile(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			env := start(t, b)
+			logPath := filepath.Join(t.TempDir(), "out.log")
+			_, errOut, code := env.Ctr("run", "--rm", "--runtime", rt, "--log-uri", "file://"+logPath, env.Image, "logfile", "sh", "-c", "echo to-file; echo err-to-file >&2")
+			if code != 0 {
+				t.Fatalf("ctr run with a log file: exit %d: %s", code, errOut)
+			}
+			b, err := os.ReadFile(logPath)
+			if err != nil || !strings.Contains(string(b), "to-file\n") || !strings.Contains(string(b), "err-to-file\n") {
+				t.Errorf("log file: %q %v, want both lines", b, err)
 			}
 		})
 	}

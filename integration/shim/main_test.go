@@ -1,0 +1,56 @@
+//go:build linux
+
+package shim_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lxcri/lxcri/integration/harness"
+)
+
+// TestMain runs the suite, then checks that nothing the tests made outlived them: no lxcri
+// shim process, no mount under a test containerd root, no container state and no
+// container cgroup. Each test's harness removes its containerd; what is checked here is
+// what lxcri itself must have cleaned up.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if leaks := suiteLeaks(); len(leaks) > 0 {
+		fmt.Fprintf(os.Stderr, "leftovers after the suite:\n  %s\n", strings.Join(leaks, "\n  "))
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func suiteLeaks() []string {
+	var leaks []string
+	for _, pid := range harness.ShimProcesses() {
+		leaks = append(leaks, fmt.Sprintf("shim process %d", pid))
+	}
+	roots, _ := filepath.Glob("/tmp/lxcri-h*")
+	for _, r := range roots {
+		for _, m := range harness.MountsUnder(r) {
+			leaks = append(leaks, "mount "+m)
+		}
+	}
+	// Container state lives in <state_dir>/<namespace>/<id>; test namespaces are lxcri-*.
+	states, _ := filepath.Glob("/run/lxcri/lxcri-*/*")
+	for _, s := range states {
+		leaks = append(leaks, "state "+s)
+	}
+	// Container cgroups live under a cgroup named after the namespace.
+	for _, ns := range harness.CgroupsNamed("lxcri-") {
+		entries, _ := os.ReadDir(ns)
+		for _, e := range entries {
+			if e.IsDir() {
+				leaks = append(leaks, "cgroup "+filepath.Join(ns, e.Name()))
+			}
+		}
+	}
+	return leaks
+}
