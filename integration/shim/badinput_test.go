@@ -131,7 +131,7 @@ func assertHealthyAndClean(t *testing.T, env *harness.Env) {
 	if entries, _ := os.ReadDir(filepath.Join("/run/lxcri", env.Namespace)); len(entries) > 0 {
 		t.Errorf("state left in /run/lxcri/%s: %d entries", env.Namespace, len(entries))
 	}
-	if cg := harness.CgroupsNamed(env.Namespace); len(cg) > 0 {
-		t.Errorf("cgroups left: %v", cg)
+	if cg := containerCgroups(env.Namespace); len(cg) > 0 {
+		t.Errorf("container cgroups left: %v", cg)
 	}
 }

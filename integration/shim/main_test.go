@@ -43,14 +43,24 @@ func suiteLeaks() []string {
 	for _, s := range states {
 		leaks = append(leaks, "state "+s)
 	}
-	// Container cgroups live under a cgroup named after the namespace.
-	for _, ns := range harness.CgroupsNamed("lxcri-") {
-		entries, _ := os.ReadDir(ns)
+	for _, cg := range containerCgroups("lxcri-") {
+		leaks = append(leaks, "cgroup "+cg)
+	}
+	return leaks
+}
+
+// containerCgroups lists the container cgroups under the cgroups named after namespaces
+// matching ns. containerd's clients place a container at /<namespace>/<id>; the namespace
+// level is shared by the namespace's containers, as with containerd's runc shim.
+func containerCgroups(ns string) []string {
+	var out []string
+	for _, dir := range harness.CgroupsNamed(ns) {
+		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
 			if e.IsDir() {
-				leaks = append(leaks, "cgroup "+filepath.Join(ns, e.Name()))
+				out = append(out, filepath.Join(dir, e.Name()))
 			}
 		}
 	}
-	return leaks
+	return out
 }
