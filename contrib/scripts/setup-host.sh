@@ -9,6 +9,11 @@
 # Idempotent: a second run with everything present takes well under a second.
 set -euo pipefail
 
+# LXCRI_TOOLS_DIR (as the integration harness reads it) may name the tools folder or its bin/.
+if [ -z "${TOOLS_DIR:-}" ] && [ -n "${LXCRI_TOOLS_DIR:-}" ]; then
+  TOOLS_DIR=${LXCRI_TOOLS_DIR%/}
+  [ "$(basename "$TOOLS_DIR")" = bin ] && TOOLS_DIR=$(dirname "$TOOLS_DIR")
+fi
 TOOLS_DIR=${TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lxcri/tools}
 CONTAINERD_VERSION=${CONTAINERD_VERSION:-v2.4.2}
 CRICTL_VERSION=${CRICTL_VERSION:-v1.37.0}
@@ -22,6 +27,10 @@ for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup-host: missing Debian packages ${missing[*]}; run as root to install them" >&2
+    exit 1
+  fi
   echo "setup-host: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
@@ -29,6 +38,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 export PATH=/usr/local/go/bin:$PATH
+if ! command -v go >/dev/null; then
+  echo "setup-host: Go is not installed (looked in /usr/local/go/bin and PATH); install Go first" >&2
+  exit 1
+fi
 mkdir -p "$TOOLS_DIR/bin"
 export GOBIN="$TOOLS_DIR/bin"
 export GOFLAGS=-buildvcs=false

@@ -339,6 +339,8 @@ func (e *Env) run(stdin io.Reader, bin string, args ...string) (string, string, 
 		"CONTAINERD_NAMESPACE="+e.Namespace,
 	)
 	cmd.Stdin = stdin
+	// dies with the test binary (a `go test -timeout` panic leaves no ctr behind)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	cmd.WaitDelay = 5 * time.Second
@@ -630,9 +632,27 @@ func (e *Env) cleanup() {
 	for ns := range e.d.nsUsed {
 		if ns != "default" && ns != "k8s.io" {
 			_ = os.Remove(filepath.Join("/run/containerd/runc", ns))
+			removeNamespaceLeftovers(ns)
 		}
 	}
 	e.d.mu.Unlock()
+}
+
+// removeNamespaceLeftovers drops what a test namespace leaves once its containers are gone:
+// the empty per-namespace folders of lxcri's state dir (and its CLIs' roots) and the empty
+// per-namespace cgroups that containerd's clients put containers under. rmdir only
+// removes empty folders, so a leaked container still shows in the leak checks.
+func removeNamespaceLeftovers(ns string) {
+	_ = os.Remove(filepath.Join("/run/lxcri", ns))
+	roots, _ := filepath.Glob(filepath.Join("/run/lxcri", "*", ns))
+	for _, r := range roots {
+		_ = os.Remove(r)
+	}
+	for _, cg := range CgroupsNamed(ns) {
+		if filepath.Base(cg) == ns {
+			_ = syscall.Rmdir(cg)
+		}
+	}
 }
 
 // removeAll kills every task and deletes every container, in every namespace.

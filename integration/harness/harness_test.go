@@ -49,10 +49,25 @@ func TestHarnessRunc(t *testing.T) {
 	})
 
 	t.Run("stdin", func(t *testing.T) {
+		// ctr does not pass stdin's EOF on (a plain `cat` never ends): read one line
 		out, errOut, code := env.CtrStdin(strings.NewReader("from-stdin\n"),
-			"run", "--rm", "--runtime", harness.RuncRuntimeType, env.Image, "t2", "cat")
-		if code != 0 || strings.TrimSpace(out) != "from-stdin" {
+			"run", "--rm", "--runtime", harness.RuncRuntimeType, env.Image, "t2", "sh", "-c", "read l; echo got-$l")
+		if code != 0 || strings.TrimSpace(out) != "got-from-stdin" {
 			t.Fatalf("ctr run cat: exit %d, out %q, err %q", code, out, errOut)
+		}
+	})
+
+	t.Run("nerdctl", func(t *testing.T) {
+		out, errOut, code := env.Nerdctl("run", "--rm", "--net", "none", "--runtime", harness.RuncRuntimeType, env.Image, "echo", "hi-nerdctl")
+		if code != 0 || strings.TrimSpace(out) != "hi-nerdctl" {
+			t.Fatalf("nerdctl run: exit %d, out %q, err %q", code, out, errOut)
+		}
+	})
+
+	t.Run("crictl", func(t *testing.T) {
+		out, errOut, code := env.Crictl("version")
+		if code != 0 || !strings.Contains(out, "containerd") {
+			t.Fatalf("crictl version: exit %d, out %q, err %q", code, out, errOut)
 		}
 	})
 
@@ -166,4 +181,25 @@ func TestLeakHelpers(t *testing.T) {
 		t.Errorf("CgroupsNamed = %v, want [%s]", found, name)
 	}
 	_ = harness.ShimProcesses()
+}
+
+// contrib/containerd/lxcri.toml must load into containerd 2.x and define the handlers.
+func TestContribContainerdSnippet(t *testing.T) {
+	snippet, err := os.ReadFile(filepath.Join(harness.RepoRoot(), "contrib", "containerd", "lxcri.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := harness.Start(t, harness.WithoutShim(), harness.WithoutImage(), harness.WithConfig(string(snippet)))
+	out, errOut, code := env.Crictl("info")
+	if code != 0 {
+		t.Fatalf("crictl info: exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{`"lxcri"`, `"lxcri-lxc"`, `"lxcri-runc"`, `"io.containerd.lxcri.v2"`, `/etc/lxcri/config.toml`, `/usr/bin/runc`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("crictl info lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(out)
+	}
 }
