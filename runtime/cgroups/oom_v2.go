@@ -43,9 +43,11 @@ func (c *v2) OOMEvents(ctx context.Context) (<-chan struct{}, error) {
 			// Emptiness first: once empty, every kill has been counted, so the final
 			// catchUp below sees them all.
 			empty := c.empty()
-			if _, ok := p.catchUp(); !ok || empty {
+			if _, ok := p.catchUp(); (!ok && (c.gone() || ctx.Err() != nil)) || empty {
 				return
 			}
+			// A failed read of a cgroup that still exists is transient (a file read
+			// while being rewritten): the next notification catches up.
 		}
 	}()
 	return p.ch, nil
