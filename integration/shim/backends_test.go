@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/lxcri/lxcri/integration/harness"
@@ -41,8 +42,16 @@ func start(t *testing.T, b backendCase, opts ...harness.Option) *harness.Env {
 	if err := os.WriteFile(cfg, []byte(b.config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return harness.Start(t, append(opts, harness.WithDaemonEnv("LXCRI_CONFIG="+cfg))...)
+	ns := fmt.Sprintf("%s%d", nsPrefix, nsSeq.Add(1))
+	return harness.Start(t, append([]harness.Option{harness.WithNamespace(ns)}, append(opts, harness.WithDaemonEnv("LXCRI_CONFIG="+cfg))...)...)
 }
+
+// nsPrefix names the containerd namespaces of this test binary, so that the suite's
+// leftover check looks only at what this run made.
+var (
+	nsPrefix = fmt.Sprintf("lxcri-it%d-", os.Getpid())
+	nsSeq    atomic.Int64
+)
 
 // crunHost makes this cgroup v1 hybrid host acceptable to crun 1.8.1, which refuses to run
 // while the cgroup2 tree holds a controller: it mounts hugetlb as a v1 hierarchy for the

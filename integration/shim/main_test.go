@@ -30,20 +30,24 @@ func TestMain(m *testing.M) {
 func suiteLeaks() []string {
 	var leaks []string
 	for _, pid := range harness.ShimProcesses() {
-		leaks = append(leaks, fmt.Sprintf("shim process %d", pid))
+		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(cmd), nsPrefix) {
+			leaks = append(leaks, fmt.Sprintf("shim process %d", pid))
+		}
 	}
 	roots, _ := filepath.Glob("/tmp/lxcri-h*")
 	for _, r := range roots {
 		for _, m := range harness.MountsUnder(r) {
-			leaks = append(leaks, "mount "+m)
+			if strings.Contains(m, "/"+nsPrefix) {
+				leaks = append(leaks, "mount "+m)
+			}
 		}
 	}
-	// Container state lives in <state_dir>/<namespace>/<id>; test namespaces are lxcri-*.
-	states, _ := filepath.Glob("/run/lxcri/lxcri-*/*")
+	// Container state lives in <state_dir>/<namespace>/<id>.
+	states, _ := filepath.Glob("/run/lxcri/" + nsPrefix + "*/*")
 	for _, s := range states {
 		leaks = append(leaks, "state "+s)
 	}
-	for _, cg := range containerCgroups("lxcri-") {
+	for _, cg := range containerCgroups(nsPrefix) {
 		leaks = append(leaks, "cgroup "+cg)
 	}
 	return leaks
