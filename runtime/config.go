@@ -22,7 +22,7 @@ const (
 	// DefaultStateDir holds per-container state (LXC paths, runtime roots).
 	DefaultStateDir = "/run/lxcri"
 	// DefaultBackend is used when nothing else chooses.
-	DefaultBackend = "crun"
+	DefaultBackend = "lxc"
 )
 
 // KnownBackends are the names a configuration may choose.

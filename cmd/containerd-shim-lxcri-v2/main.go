@@ -8,12 +8,14 @@ import (
 	"github.com/containerd/containerd/v2/pkg/shim"
 
 	"github.com/lxcri/lxcri/backend/crun"
+	"github.com/lxcri/lxcri/backend/lxc"
 	lxcshim "github.com/lxcri/lxcri/shim"
 )
 
 func main() {
 	backends := lxcshim.Registry{
 		crun.Name: crun.New,
+		lxc.Name:  lxc.New,
 	}
 	lxcshim.RegisterTaskPlugin(backends)
 	shim.RunShim(context.Background(), lxcshim.NewManager(backends))

@@ -26,6 +26,7 @@ type backendCase struct {
 func backends() []backendCase {
 	compat := filepath.Join(harness.RepoRoot(), "integration", "testdata", "crun-compat")
 	return []backendCase{
+		{name: "lxc", config: "backend = \"lxc\"\n"},
 		{name: "crun-runc", config: "backend = \"crun\"\n[crun]\nbinary = \"runc\"\n"},
 		{name: "crun-crun", config: fmt.Sprintf("backend = \"crun\"\n[crun]\nbinary = %q\n", compat), setup: crunHost},
 	}

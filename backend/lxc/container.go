@@ -1,0 +1,322 @@
+package lxc
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
+	"github.com/containerd/typeurl/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lxcri/lxcri/runtime"
+	"github.com/lxcri/lxcri/runtime/cgroups"
+)
+
+// oomSettle bounds how long the init's exit waits for OOM events still on their way, so
+// that TaskOOM is published before TaskExit.
+const oomSettle = 200 * time.Millisecond
+
+type container struct {
+	b       *backend
+	id      string
+	name    string
+	lxcpath string
+	dir     string
+	bundle  string
+	spec    *specs.Spec
+	res     *Result
+	exits   *runtime.ExitWatcher
+	init    *process
+
+	// life ends when the container is deleted (stops the OOM watch).
+	life   context.Context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	started bool // Start was called (and did not fail before the helper ran)
+	cg      cgroups.Cgroup
+
+	oom         chan struct{}
+	oomWatching bool          // watchOOM ran
+	oomDone     chan struct{} // closed when the OOM forwarder ends
+}
+
+func newContainer(b *backend, req *runtime.CreateRequest, res *Result, name, lxcpath string) *container {
+	life, cancel := context.WithCancel(context.Background())
+	c := &container{
+		b: b, id: req.ID, name: name, lxcpath: lxcpath, dir: req.StateDir, bundle: req.Bundle,
+		spec: req.Spec, res: res, exits: req.Exits, life: life, cancel: cancel,
+		oom: make(chan struct{}, 64), oomDone: make(chan struct{}),
+	}
+	c.init = &process{Proc: runtime.NewProc(req.ID, req.IO), c: c, init: true, pidfd: -1}
+	return c
+}
+
+func (c *container) Init() runtime.Process { return c.init }
+
+// Start runs the init through `lxcri-start start`; it returns once the init runs the OCI
+// process (or failed to).
+func (c *container) Start(ctx context.Context) error {
+	c.mu.Lock()
+	if c.started {
+		c.mu.Unlock()
+		return fmt.Errorf("container %s was started already: %w", c.id, errdefs.ErrFailedPrecondition)
+	}
+	if c.init.Exited() {
+		c.mu.Unlock()
+		return fmt.Errorf("container %s was killed before it started: %w", c.id, errdefs.ErrFailedPrecondition)
+	}
+	c.started = true
+	c.mu.Unlock()
+
+	in := c.res.Init
+	args := []string{"start", c.name, c.lxcpath, "--umask", strconv.FormatUint(uint64(in.Umask), 8)}
+	if in.CapInheritable != 0 {
+		args = append(args, "--cap-inheritable", strconv.FormatUint(in.CapInheritable, 16))
+	}
+	if len(in.Env) == 0 {
+		args = append(args, "--no-env")
+	}
+	for _, e := range in.Env {
+		args = append(args, "--env", e)
+	}
+	args = append(args, "--")
+	args = append(args, in.Args...)
+	cmd := exec.Command(c.b.s.helper, args...)
+	cmd.Dir = c.dir
+
+	t0 := time.Now()
+	if err := c.init.run(ctx, cmd, in.ConsoleSize); err != nil {
+		c.cancel()
+		return err
+	}
+	log.G(ctx).WithField("id", c.id).Debugf("lxc: init %d running after %v", c.init.Pid(), time.Since(t0))
+	c.watchOOM()
+	c.poststart(ctx)
+	return nil
+}
+
+// cgroup loads the container's cgroup, which exists once the init runs.
+func (c *container) cgroup() (cgroups.Cgroup, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cg != nil {
+		return c.cg, nil
+	}
+	if !c.started || c.init.Pid() == 0 {
+		return nil, fmt.Errorf("container %s has not started: %w", c.id, errdefs.ErrFailedPrecondition)
+	}
+	cg, err := cgroups.Load("/" + c.res.CgroupPath)
+	if err != nil {
+		return nil, err
+	}
+	c.cg = cg
+	return cg, nil
+}
+
+// watchOOM forwards the cgroup's OOM events to the channel OOM returned at Create.
+func (c *container) watchOOM() {
+	c.mu.Lock()
+	c.oomWatching = true
+	c.mu.Unlock()
+	cg, err := c.cgroup()
+	if err != nil {
+		close(c.oomDone)
+		return
+	}
+	ch, err := cg.OOMEvents(c.life)
+	if err != nil {
+		log.L.WithError(err).WithField("id", c.id).Warn("lxc: cannot watch OOM events")
+		close(c.oomDone)
+		return
+	}
+	go func() {
+		defer close(c.oomDone)
+		for range ch {
+			select {
+			case c.oom <- struct{}{}:
+			case <-c.life.Done():
+				return
+			}
+		}
+	}()
+}
+
+// settleOOM gives OOM events of the ending init a moment to get out before its exit.
+func (c *container) settleOOM() {
+	c.mu.Lock()
+	watching := c.oomWatching
+	c.mu.Unlock()
+	if !watching {
+		return
+	}
+	select {
+	case <-c.oomDone:
+	case <-time.After(oomSettle):
+	}
+}
+
+func (c *container) OOM() <-chan struct{} { return c.oom }
+
+func (c *container) Exec(ctx context.Context, req *runtime.ExecRequest) (runtime.Process, error) {
+	if req.Spec == nil {
+		return nil, fmt.Errorf("exec %s: no process spec: %w", req.ID, errdefs.ErrInvalidArgument)
+	}
+	if c.spec.Process != nil && c.spec.Process.NoNewPrivileges && !req.Spec.NoNewPrivileges {
+		return nil, fieldErr("process.noNewPrivileges", "the container's processes have no_new_privs (liblxc sets it for every exec'ed process too); an exec without it is not supported")
+	}
+	args, err := execArgs(c.name, c.lxcpath, req.Spec)
+	if err != nil {
+		return nil, err
+	}
+	return &process{Proc: runtime.NewProc(req.ID, req.IO), c: c, spec: req.Spec, execArgs: args, pidfd: -1}, nil
+}
+
+func (c *container) KillAll(ctx context.Context, sig syscall.Signal) error {
+	c.mu.Lock()
+	started := c.started
+	c.mu.Unlock()
+	if !started {
+		return c.init.Kill(ctx, sig)
+	}
+	cg, err := c.cgroup()
+	if err != nil {
+		return err
+	}
+	if err := cg.KillAll(ctx, sig); err != nil {
+		if errdefs.IsNotFound(err) {
+			return nil // the cgroup went with the last process
+		}
+		return err
+	}
+	return nil
+}
+
+func (c *container) Pause(ctx context.Context) error {
+	cg, err := c.cgroup()
+	if err != nil {
+		return err
+	}
+	return cg.Freeze(ctx)
+}
+
+func (c *container) Resume(ctx context.Context) error {
+	cg, err := c.cgroup()
+	if err != nil {
+		return err
+	}
+	return cg.Thaw(ctx)
+}
+
+func (c *container) Pids(ctx context.Context) ([]int, error) {
+	c.mu.Lock()
+	started := c.started
+	c.mu.Unlock()
+	if !started || c.init.Exited() {
+		return nil, nil
+	}
+	cg, err := c.cgroup()
+	if err != nil {
+		return nil, err
+	}
+	pids, err := cg.Pids(ctx)
+	if errdefs.IsNotFound(err) {
+		return nil, nil
+	}
+	return pids, err
+}
+
+func (c *container) Stats(ctx context.Context) (typeurl.Any, error) {
+	cg, err := c.cgroup()
+	if err != nil {
+		return nil, err
+	}
+	return cg.Stats(ctx)
+}
+
+func (c *container) Update(ctx context.Context, res *specs.LinuxResources) error {
+	cg, err := c.cgroup()
+	if err != nil {
+		return err
+	}
+	return cg.Update(ctx, res)
+}
+
+func (c *container) Checkpoint(ctx context.Context, req *runtime.CheckpointRequest) error {
+	return fmt.Errorf("checkpoint on the lxc backend needs the ZFS snapshot store, which is not built yet: %w", errdefs.ErrNotImplemented)
+}
+
+// Delete removes the container's configuration and the cgroups liblxc leaves. It never
+// destroys the LXC container (that would delete the root filesystem).
+func (c *container) Delete(ctx context.Context, force bool) error {
+	c.mu.Lock()
+	started := c.started
+	c.mu.Unlock()
+	if !started {
+		// Never ran: the init "dies" of the kill that deleting a created task is.
+		c.init.exitUnstarted(128 + int(syscall.SIGKILL))
+	} else if !c.init.Exited() && c.init.Pid() == 0 {
+		// Start failed; the init's end is being recorded.
+		<-c.init.Done()
+	} else if !c.init.Exited() {
+		if !force {
+			return fmt.Errorf("container %s is still running: %w", c.id, errdefs.ErrFailedPrecondition)
+		}
+		if err := c.KillAll(ctx, syscall.SIGKILL); err != nil {
+			log.G(ctx).WithError(err).WithField("id", c.id).Warn("lxc: kill all")
+		}
+		select {
+		case <-c.init.Done():
+		case <-time.After(10 * time.Second):
+			return fmt.Errorf("container %s: init did not exit within 10s of SIGKILL: %w", c.id, errdefs.ErrUnavailable)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	c.cancel()
+	if started {
+		c.poststop(ctx)
+	}
+	c.removeCgroups(ctx)
+	removeFiles(c.dir)
+	return nil
+}
+
+// removeCgroups removes what liblxc leaves: the monitor's pivot cgroup, and anything left
+// of the container's and monitor's cgroups when the monitor could not clean up.
+func (c *container) removeCgroups(ctx context.Context) {
+	for _, p := range []string{c.res.CgroupPath, c.res.MonitorCgroupPath} {
+		if err := removeCgroupTree(p); err != nil {
+			log.G(ctx).WithError(err).WithField("id", c.id).Warn("lxc: remove cgroup")
+		}
+	}
+	removeCgroupIfEmpty(c.res.MonitorPivotPath + "/lxc.pivot")
+	removeCgroupIfEmpty(c.res.MonitorPivotPath)
+}
+
+// state is the OCI state passed to host-side hooks.
+func (c *container) state(status string) []byte {
+	return HookState(c.id, c.bundle, status, c.init.Pid(), c.spec.Annotations)
+}
+
+func (c *container) poststart(ctx context.Context) {
+	for i, h := range c.res.Poststart {
+		if err := c.runHook(ctx, h, c.state("running")); err != nil {
+			log.G(ctx).WithError(err).WithField("id", c.id).Warnf("lxc: poststart hook %d (%s) failed", i, h.Path)
+		}
+	}
+}
+
+func (c *container) poststop(ctx context.Context) {
+	for i, h := range c.res.Poststop {
+		if err := c.runHook(ctx, h, c.state("stopped")); err != nil {
+			log.G(ctx).WithError(err).WithField("id", c.id).Warnf("lxc: poststop hook %d (%s) failed", i, h.Path)
+		}
+	}
+}
