@@ -84,7 +84,7 @@ cleanup() {
   fi
   # shims of this containerd that outlived it
   for p in /proc/[0-9]*; do
-    if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "-address $SOCK"; then
+    if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q -- "-address $SOCK"; then
       echo "+ kill -9 ${p#/proc/} (leftover shim)"
       kill -KILL "${p#/proc/}" 2>/dev/null
     fi
