@@ -194,7 +194,11 @@ func (b *backend) Create(ctx context.Context, req *runtime.CreateRequest) (_ run
 			return nil, err
 		}
 	}
-	log.G(ctx).WithField("id", req.ID).Debugf("lxc: created container %s in %s", name, lxcpath)
+	if err := c.launchInit(ctx); err != nil {
+		c.init.closeSlave()
+		return nil, err
+	}
+	log.G(ctx).WithField("id", req.ID).Debugf("lxc: created container %s in %s, init %d", name, lxcpath, c.init.Pid())
 	return c, nil
 }
 

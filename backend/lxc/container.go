@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/containerd/log"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/lxcri/lxcri/runtime"
 	"github.com/lxcri/lxcri/runtime/cgroups"
@@ -45,6 +47,11 @@ type container struct {
 	oom         chan struct{}
 	oomWatching bool          // watchOOM ran
 	oomDone     chan struct{} // closed when the OOM forwarder ends
+	oomSent     atomic.Int64  // events forwarded
+	// oomAtDeath is the cgroup's OOM kill count sampled when the init died (-1: unknown);
+	// oomSampled is closed once it is set
+	oomAtDeath int64
+	oomSampled chan struct{}
 }
 
 func newContainer(b *backend, req *runtime.CreateRequest, res *Result, name, lxcpath string) *container {
@@ -52,7 +59,7 @@ func newContainer(b *backend, req *runtime.CreateRequest, res *Result, name, lxc
 	c := &container{
 		b: b, id: req.ID, name: name, lxcpath: lxcpath, dir: req.StateDir, bundle: req.Bundle,
 		spec: req.Spec, res: res, exits: req.Exits, life: life, cancel: cancel,
-		oom: make(chan struct{}, 64), oomDone: make(chan struct{}),
+		oom: make(chan struct{}, 64), oomDone: make(chan struct{}), oomAtDeath: -1, oomSampled: make(chan struct{}),
 	}
 	c.init = &process{Proc: runtime.NewProc(req.ID, req.IO), c: c, init: true, pidfd: -1}
 	return c
@@ -60,21 +67,16 @@ func newContainer(b *backend, req *runtime.CreateRequest, res *Result, name, lxc
 
 func (c *container) Init() runtime.Process { return c.init }
 
-// Start runs the init through `lxcri-start start`; it returns once the init runs the OCI
-// process (or failed to).
-func (c *container) Start(ctx context.Context) error {
+func (c *container) isStarted() bool {
 	c.mu.Lock()
-	if c.started {
-		c.mu.Unlock()
-		return fmt.Errorf("container %s was started already: %w", c.id, errdefs.ErrFailedPrecondition)
-	}
-	if c.init.Exited() {
-		c.mu.Unlock()
-		return fmt.Errorf("container %s was killed before it started: %w", c.id, errdefs.ErrFailedPrecondition)
-	}
-	c.started = true
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	return c.started
+}
 
+// launchInit runs `lxcri-start start` at Create: liblxc sets the container up and clones
+// the init, whose pid is then known; a start-host hook of the helper holds the init
+// before it runs its program until Start releases it (as runc's create and start).
+func (c *container) launchInit(ctx context.Context) error {
 	in := c.res.Init
 	args := []string{"start", c.name, c.lxcpath, "--umask", strconv.FormatUint(uint64(in.Umask), 8)}
 	if in.CapInheritable != 0 {
@@ -90,14 +92,35 @@ func (c *container) Start(ctx context.Context) error {
 	args = append(args, in.Args...)
 	cmd := exec.Command(c.b.s.helper, args...)
 	cmd.Dir = c.dir
-
-	t0 := time.Now()
-	if err := c.init.run(ctx, cmd, in.ConsoleSize); err != nil {
+	if err := c.init.launch(ctx, cmd, in.ConsoleSize, true); err != nil {
+		c.init.waitEnd(5 * time.Second)
 		c.cancel()
 		return err
 	}
-	log.G(ctx).WithField("id", c.id).Debugf("lxc: init %d running after %v", c.init.Pid(), time.Since(t0))
 	c.watchOOM()
+	return nil
+}
+
+// Start releases the init; it returns once the init runs the OCI process (or failed to).
+func (c *container) Start(ctx context.Context) error {
+	c.mu.Lock()
+	if c.started {
+		c.mu.Unlock()
+		return fmt.Errorf("container %s was started already: %w", c.id, errdefs.ErrFailedPrecondition)
+	}
+	c.started = true
+	c.mu.Unlock()
+	if c.init.Exited() {
+		return fmt.Errorf("container %s was killed before it started: %w", c.id, errdefs.ErrFailedPrecondition)
+	}
+	t0 := time.Now()
+	if err := c.init.release(ctx); err != nil {
+		// The helper gives up too: let the init's end be recorded before the caller
+		// deletes the container.
+		c.init.waitEnd(5 * time.Second)
+		return err
+	}
+	log.G(ctx).WithField("id", c.id).Debugf("lxc: init %d running after %v", c.init.Pid(), time.Since(t0))
 	c.poststart(ctx)
 	return nil
 }
@@ -109,8 +132,8 @@ func (c *container) cgroup() (cgroups.Cgroup, error) {
 	if c.cg != nil {
 		return c.cg, nil
 	}
-	if !c.started || c.init.Pid() == 0 {
-		return nil, fmt.Errorf("container %s has not started: %w", c.id, errdefs.ErrFailedPrecondition)
+	if c.init.Pid() == 0 {
+		return nil, fmt.Errorf("container %s has no process: %w", c.id, errdefs.ErrFailedPrecondition)
 	}
 	cg, err := cgroups.Load("/" + c.res.CgroupPath)
 	if err != nil {
@@ -141,6 +164,7 @@ func (c *container) watchOOM() {
 		for range ch {
 			select {
 			case c.oom <- struct{}{}:
+				c.oomSent.Add(1)
 			case <-c.life.Done():
 				return
 			}
@@ -148,17 +172,67 @@ func (c *container) watchOOM() {
 	}()
 }
 
-// settleOOM gives OOM events of the ending init a moment to get out before its exit.
-func (c *container) settleOOM() {
+// sampleOOMAtDeath waits for the init to die (pidfd readable) and reads the cgroup's OOM
+// kill count at once, before liblxc's monitor removes the cgroup.
+func (c *container) sampleOOMAtDeath(pidfd int) {
+	defer unix.Close(pidfd)
+	defer close(c.oomSampled)
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		if _, err := unix.Poll(fds, -1); err != unix.EINTR {
+			break
+		}
+	}
+	c.mu.Lock()
+	cg := c.cg
+	c.mu.Unlock()
+	if cg == nil {
+		return
+	}
+	if n, err := cg.OOMKilled(); err == nil {
+		c.mu.Lock()
+		c.oomAtDeath = int64(n)
+		c.mu.Unlock()
+	}
+}
+
+// settleOOM lets the OOM events of the ended init out before its exit is recorded, so
+// that TaskOOM precedes TaskExit: it waits until as many events were forwarded as the
+// kernel counted when the init died. When that count is unknown, it waits (a bounded
+// while) only after a SIGKILL, the OOM killer's signal.
+func (c *container) settleOOM(status int) {
 	c.mu.Lock()
 	watching := c.oomWatching
 	c.mu.Unlock()
 	if !watching {
 		return
 	}
+	deadline := time.After(oomSettle)
 	select {
-	case <-c.oomDone:
-	case <-time.After(oomSettle):
+	case <-c.oomSampled:
+	case <-deadline:
+	}
+	c.mu.Lock()
+	target := c.oomAtDeath
+	c.mu.Unlock()
+	if target < 0 {
+		if status != 128+int(syscall.SIGKILL) {
+			return
+		}
+		select {
+		case <-c.oomDone:
+		case <-deadline:
+		}
+		return
+	}
+	for c.oomSent.Load() < target {
+		select {
+		case <-c.oomDone:
+			return
+		case <-deadline:
+			return
+		case <-time.After(time.Millisecond):
+		}
 	}
 }
 
@@ -215,10 +289,7 @@ func (c *container) Resume(ctx context.Context) error {
 }
 
 func (c *container) Pids(ctx context.Context) ([]int, error) {
-	c.mu.Lock()
-	started := c.started
-	c.mu.Unlock()
-	if !started || c.init.Exited() {
+	if c.init.Pid() == 0 || c.init.Exited() {
 		return nil, nil
 	}
 	cg, err := c.cgroup()
@@ -258,12 +329,12 @@ func (c *container) Delete(ctx context.Context, force bool) error {
 	c.mu.Lock()
 	started := c.started
 	c.mu.Unlock()
-	if !started {
-		// Never ran: the init "dies" of the kill that deleting a created task is.
-		c.init.exitUnstarted(128 + int(syscall.SIGKILL))
-	} else if !c.init.Exited() && c.init.Pid() == 0 {
-		// Start failed; the init's end is being recorded.
-		<-c.init.Done()
+	if !started && !c.init.Exited() {
+		// Created, never started: the init dies of the kill that deleting it is.
+		c.init.Kill(ctx, syscall.SIGKILL)
+		if !c.init.waitEnd(10 * time.Second) {
+			return fmt.Errorf("container %s: the held init did not end: %w", c.id, errdefs.ErrUnavailable)
+		}
 	} else if !c.init.Exited() {
 		if !force {
 			return fmt.Errorf("container %s is still running: %w", c.id, errdefs.ErrFailedPrecondition)

@@ -684,11 +684,28 @@ func TestLXCStartFailures(t *testing.T) {
 		t.Error("a failed init never ends")
 	}
 
-	c = newTestContainer(t, ctx, func(s *specs.Spec) { s.Process.Cwd = "/no/such/dir" })
-	if err := c.Start(ctx); err == nil {
-		t.Error("start with a missing cwd succeeded")
+	// a missing cwd fails already at Create (liblxc changes into it before the init is
+	// held), as under runc
+	helper, rootfs, exits := lxcEnv(t)
+	b, err := New(ctx, &runtime.Config{LXC: runtime.LXCConfig{Helper: helper}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := baseSpec(t)
+	spec.Process.Cwd = "/no/such/dir"
+	spec.Linux.CgroupsPath = "/" + testCgroupParent + "/badcwd"
+	stateDir := filepath.Join(t.TempDir(), "default", "badcwd")
+	_, err = b.Create(ctx, &runtime.CreateRequest{
+		ID: "badcwd", Namespace: "default", Bundle: t.TempDir(), Rootfs: rootfs, Spec: spec,
+		StateDir: stateDir, IO: newTestIO(t, ctx, "badcwd", false, false).io, Exits: exits, Config: &runtime.Config{},
+	})
+	if err == nil || !strings.Contains(err.Error(), "/no/such/dir") {
+		t.Errorf("create with a missing cwd: %v, want an error naming it", err)
 	} else {
-		t.Logf("start error: %v", err)
+		t.Logf("create error: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(stateDir, configFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a failed create left its configuration: %v", err)
 	}
 
 	// killed before start: ends like runc's waiting init, and cannot start anymore

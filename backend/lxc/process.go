@@ -32,8 +32,15 @@ type process struct {
 	execArgs []string       // exec only: lxcri-start arguments
 
 	mu      sync.Mutex
-	started bool
-	pidfd   int // -1 when closed
+	started bool // Start was called
+	pidfd   int  // -1 when closed
+	h       *helperRun
+	// init between Create and Start: the write end of the gate the helper's start-host
+	// hook waits on (a byte releases the init, EOF aborts it)
+	gate *os.File
+	// killedStatus, when not 0, is reported instead of the helper's status: the init was
+	// killed before it ran its program
+	killedStatus int
 
 	// terminal: the init's pty (made at Create), or the size asked for an exec'ed
 	// process's terminal before it exists
@@ -102,88 +109,146 @@ func (p *process) Start(ctx context.Context) error {
 	if p.spec != nil {
 		size = p.spec.ConsoleSize
 	}
-	return p.run(ctx, cmd, size)
+	if err := p.launch(ctx, cmd, size, false); err != nil {
+		return err
+	}
+	return p.h.result(ctx, p.h.wait(ctx, p.h.running))
 }
 
-// run starts lxcri-start (cmd) with the process's stdio and waits until the process runs
-// its program, failed to, or already ended.
-func (p *process) run(ctx context.Context, cmd *exec.Cmd, size *specs.Box) (retErr error) {
+// helperRun follows one lxcri-start process: its report (fd 3) and its exit.
+type helperRun struct {
+	p        *process
+	pid      int // the helper's
+	helperID [2]uint64
+	lines    chan string
+	done     chan struct{} // closed when the helper exited
+	status   int           // valid once done is closed
+
+	target int // the process's pid, from "pid N"
+	errMsg string
+	onPid  func()
+}
+
+// launch starts lxcri-start (cmd) with the process's stdio and waits until it reports
+// the process's pid. With gate (the init, at Create), the helper's start-host hook then
+// waits for release (Start) before the init runs its program.
+func (p *process) launch(ctx context.Context, cmd *exec.Cmd, size *specs.Box, gate bool) (retErr error) {
 	pio := p.IO()
 	r, w, err := os.Pipe()
 	if err != nil {
 		return err
 	}
-	// r is read to its end by waitRunning's reader, so that the helper never writes
-	// into a pipe nobody reads.
-	cmd.ExtraFiles = []*os.File{w} // fd 3: the helper's report
+	// The child's ends, closed once it has them (before waiting for its report: the
+	// report's end of file must not wait for us).
+	closeAfterStart := []*os.File{w}
+	closed := false
+	closeChildEnds := func() {
+		if !closed {
+			closed = true
+			for _, f := range closeAfterStart {
+				f.Close()
+			}
+		}
+	}
+	defer func() {
+		closeChildEnds()
+		if retErr != nil {
+			r.Close()
+		}
+	}()
+	cmd.ExtraFiles = []*os.File{w, nil, nil} // fd 3: the helper's report
 	// Its own session: liblxc's monitor turns a SIGHUP into a SIGTERM of the init.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if gate {
+		gr, gw, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		cmd.ExtraFiles[2] = gr // fd 5: the gate
+		closeAfterStart = append(closeAfterStart, gr)
+		p.mu.Lock()
+		p.gate = gw
+		p.mu.Unlock()
+		defer func() {
+			if retErr != nil {
+				p.closeGate()
+			}
+		}()
+	}
 
-	var master console.Console
-	var slave, consoleSock *os.File
-	var onPid func()
-	closeSlave := func() {}
-	var closeAfterStart []*os.File
+	var consoleSock *os.File
 	switch {
 	case pio.Terminal() && p.init:
 		p.mu.Lock()
-		master, slave = p.master, p.slave
-		p.slave = nil
+		slave := p.slave
 		p.mu.Unlock()
 		if slave == nil {
-			w.Close()
 			return fmt.Errorf("container %s: the init's terminal is gone: %w", p.c.id, errdefs.ErrFailedPrecondition)
 		}
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 		cmd.SysProcAttr.Setctty = true
 		cmd.SysProcAttr.Ctty = 0
-		// The slave stays open for unCook, which closes it: an open slave would keep the
-		// master's reader from seeing the end.
-		var once sync.Once
-		closeSlave = func() { once.Do(func() { slave.Close() }) }
-		defer func() {
-			if retErr != nil || onPid == nil {
-				closeSlave()
-			}
-		}()
 	case pio.Terminal():
 		// The exec'ed process allocates its pty from the container's devpts and sends
 		// the master over fd 4.
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
-			w.Close()
 			return fmt.Errorf("console socket: %w", err)
 		}
 		consoleSock = os.NewFile(uintptr(fds[0]), "console-socket")
 		child := os.NewFile(uintptr(fds[1]), "console-socket-child")
-		defer consoleSock.Close()
+		closeAfterStart = append(closeAfterStart, child)
 		null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 		if err != nil {
-			w.Close()
-			child.Close()
+			consoleSock.Close()
 			return err
 		}
+		closeAfterStart = append(closeAfterStart, null)
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = null, null, null
-		cmd.ExtraFiles = append(cmd.ExtraFiles, child)
-		closeAfterStart = append(closeAfterStart, null, child)
+		cmd.ExtraFiles[1] = child
 	default:
 		pio.Set(cmd)
 	}
 
 	helperID, _ := fileID(cmd.Path)
 	exitCh, err := p.c.exits.Start(cmd)
-	w.Close()
-	for _, f := range closeAfterStart {
-		f.Close()
-	}
+	closeChildEnds()
 	if err != nil {
-		r.Close()
+		if consoleSock != nil {
+			consoleSock.Close()
+		}
 		return fmt.Errorf("run %s: %w", cmd.Path, err)
 	}
+	if !pio.Terminal() {
+		pio.CloseAfterStart()
+	}
+	h := &helperRun{p: p, pid: cmd.Process.Pid, helperID: helperID, lines: make(chan string, 64), done: make(chan struct{})}
+	p.mu.Lock()
+	p.h = h
+	p.mu.Unlock()
+	go func() {
+		defer close(h.lines)
+		defer r.Close()
+		s := bufio.NewScanner(r)
+		for s.Scan() {
+			select {
+			case h.lines <- s.Text():
+			default: // nobody listens any more
+			}
+		}
+	}()
+	// The helper's exit is the process's.
+	go func() {
+		h.status = <-exitCh
+		close(h.done)
+		p.finish(h.status)
+	}()
+
 	var consoleCh chan consoleResult
 	if consoleSock != nil {
 		consoleCh = make(chan consoleResult, 1)
 		go func() {
+			defer consoleSock.Close()
 			c, err := recvConsole(consoleSock)
 			if err == nil {
 				// Size it before the process goes on (it waits for this byte).
@@ -200,78 +265,200 @@ func (p *process) run(ctx context.Context, cmd *exec.Cmd, size *specs.Box) (retE
 			consoleCh <- consoleResult{c, err}
 		}()
 	}
-	if master == nil && consoleSock == nil {
-		pio.CloseAfterStart()
-	}
 
-	if master != nil {
+	cond := h.running
+	if gate {
+		cond = func() bool { return h.target > 0 }
+	}
+	err = h.wait(ctx, cond)
+	if err == nil && consoleCh != nil && h.target > 0 {
+		err = p.attachConsole(ctx, consoleCh)
+	}
+	if gate && err == nil {
+		err = h.result(ctx, nil)
+	}
+	return err
+}
+
+// attachConsole hands the pty master an exec'ed process sent to its IO.
+func (p *process) attachConsole(ctx context.Context, ch chan consoleResult) error {
+	var res consoleResult
+	select {
+	case res = <-ch:
+	case <-time.After(5 * time.Second):
+		res.err = errors.New("timed out")
+	}
+	if res.err == nil {
+		res.err = p.IO().AttachConsole(ctx, res.c)
+	}
+	if res.err != nil {
+		p.Kill(ctx, syscall.SIGKILL)
+		return fmt.Errorf("exec %s in container %s: receive its terminal: %w", p.ID(), p.c.id, res.err)
+	}
+	p.mu.Lock()
+	p.attached = true
+	pending := p.pendingSize
+	p.pendingSize = nil
+	p.mu.Unlock()
+	if pending != nil {
+		p.IO().Resize(*pending)
+	}
+	return nil
+}
+
+// running tells whether the process runs its program: its /proc/PID/exe is no longer the
+// helper (it starts as the helper's clone).
+func (h *helperRun) running() bool {
+	return h.target > 0 && h.errMsg == "" && execed(h.target, h.helperID)
+}
+
+func (h *helperRun) exited() bool {
+	select {
+	case <-h.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (h *helperRun) handle(l string) {
+	switch {
+	case strings.HasPrefix(l, "pid "):
+		if n, err := strconv.Atoi(strings.TrimSpace(l[4:])); err == nil && n > 0 && h.target == 0 {
+			h.target = n
+			h.p.openPidfd(n)
+			h.p.SetPid(n)
+			if h.onPid != nil {
+				h.onPid()
+			}
+		}
+	case strings.HasPrefix(l, "error "):
+		if h.errMsg == "" {
+			h.errMsg = l[6:]
+		}
+	}
+}
+
+// wait reads the helper's report until cond holds or the helper exited (then everything
+// it wrote is read).
+func (h *helperRun) wait(ctx context.Context, cond func() bool) error {
+	poll := time.NewTicker(200 * time.Microsecond)
+	defer poll.Stop()
+	for {
+		if cond() {
+			return nil
+		}
+		select {
+		case l, ok := <-h.lines:
+			if !ok {
+				h.lines = nil
+				continue
+			}
+			h.handle(l)
+		case <-h.done:
+			timeout := time.After(time.Second)
+			for h.lines != nil {
+				select {
+				case l, ok := <-h.lines:
+					if !ok {
+						h.lines = nil
+						continue
+					}
+					h.handle(l)
+				case <-timeout:
+					return nil
+				}
+			}
+			return nil
+		case <-poll.C:
+		case <-ctx.Done():
+			syscall.Kill(h.pid, syscall.SIGKILL)
+			return ctx.Err()
+		}
+	}
+}
+
+// result turns the state wait left into Start's outcome.
+func (h *helperRun) result(ctx context.Context, waitErr error) error {
+	p := h.p
+	what := "start container " + p.c.id
+	if p.init && !p.c.isStarted() {
+		what = "create container " + p.c.id
+	}
+	if !p.init {
+		what = fmt.Sprintf("exec %s in container %s", p.ID(), p.c.id)
+	}
+	if waitErr != nil {
+		return fmt.Errorf("%s: %w", what, waitErr)
+	}
+	if h.errMsg != "" {
+		if !h.exited() {
+			syscall.Kill(h.pid, syscall.SIGKILL)
+		}
+		return fmt.Errorf("%s: %s%s: %w", what, h.errMsg, logTail(p.c.logPath()), errdefs.ErrFailedPrecondition)
+	}
+	if h.target == 0 {
+		st := -1
+		if h.exited() {
+			st = h.status
+		}
+		return fmt.Errorf("%s: lxcri-start exited with status %d before the process ran%s: %w", what, st, logTail(p.c.logPath()), errdefs.ErrUnknown)
+	}
+	return nil
+}
+
+// release lets the init, held at Create, run its program, and waits until it does.
+func (p *process) release(ctx context.Context) error {
+	p.mu.Lock()
+	h, gate, killed := p.h, p.gate, p.killedStatus
+	p.gate = nil
+	slave := p.slave
+	p.mu.Unlock()
+	if h == nil || gate == nil || killed != 0 {
+		if gate != nil {
+			gate.Close()
+		}
+		return fmt.Errorf("container %s was killed before it started: %w", p.c.id, errdefs.ErrFailedPrecondition)
+	}
+	if slave != nil {
 		// Our pty must be raw: the container's pty is the one with a line discipline
 		// (echo, CR-LF, signal characters); ours only carries bytes, or every line would
 		// end in CR CR LF. liblxc sets its relay's peer (our pty's slave, whose termios are
-		// the ones that count) to cook output when it sets up the console, after the init
-		// got its pid and just before it execs: watch for that and undo it at once.
-		if err := makeRaw(int(slave.Fd())); err == nil {
-			onPid = func() {
-				go func() {
-					unCook(slave, time.Second)
-					closeSlave()
-				}()
-			}
-		}
+		// the ones that count) to cook output when it sets up the console, right after
+		// this release and just before the init execs: watch for that and undo it.
+		makeRaw(int(slave.Fd()))
+		go func() {
+			unCook(slave, time.Second)
+			p.closeSlave()
+		}()
 	}
-	pid, status, exited, err := p.waitRunning(ctx, r, exitCh, helperID, cmd.Process.Pid, onPid)
+	_, err := gate.Write([]byte{1})
+	gate.Close()
 	if err != nil {
-		what := "start container " + p.c.id
-		if !p.init {
-			what = fmt.Sprintf("exec %s in container %s", p.ID(), p.c.id)
-		}
-		err = fmt.Errorf("%s: %w", what, err)
-		// Whoever waits for this process must see it end.
-		if exited {
-			go p.finish(status)
-		} else {
-			go func() { p.finish(<-exitCh) }()
-		}
-		return err
+		return fmt.Errorf("start container %s: release the init: %w", p.c.id, err)
 	}
-	p.SetPid(pid)
-	if consoleCh != nil {
-		// The pty master was sent before the process ran its program.
-		var res consoleResult
-		select {
-		case res = <-consoleCh:
-		case <-time.After(5 * time.Second):
-			res.err = errors.New("timed out")
-		}
-		if res.err == nil {
-			res.err = pio.AttachConsole(ctx, res.c)
-		}
-		if res.err == nil {
-			p.mu.Lock()
-			p.attached = true
-			pending := p.pendingSize
-			p.pendingSize = nil
-			p.mu.Unlock()
-			if pending != nil {
-				pio.Resize(*pending)
-			}
-		}
-		if res.err != nil {
-			if !exited {
-				p.Kill(ctx, syscall.SIGKILL)
-				go func() { p.finish(<-exitCh) }()
-			} else {
-				go p.finish(status)
-			}
-			return fmt.Errorf("exec %s in container %s: receive its terminal: %w", p.ID(), p.c.id, res.err)
-		}
+	return h.result(ctx, h.wait(ctx, h.running))
+}
+
+// waitEnd waits (at most d) for the process's end to be recorded.
+func (p *process) waitEnd(d time.Duration) bool {
+	select {
+	case <-p.Done():
+		return true
+	case <-time.After(d):
+		return false
 	}
-	if exited {
-		go p.finish(status)
-		return nil
+}
+
+// closeGate aborts an init held at Create.
+func (p *process) closeGate() {
+	p.mu.Lock()
+	g := p.gate
+	p.gate = nil
+	p.mu.Unlock()
+	if g != nil {
+		g.Close()
 	}
-	go func() { p.finish(<-exitCh) }()
-	return nil
 }
 
 // unCook waits (at most d) for liblxc to turn output processing on for the pty slave,
@@ -357,82 +544,6 @@ func recvConsole(sock *os.File) (console.Console, error) {
 	}
 }
 
-// waitRunning reads the helper's report (fd 3) until the process runs its program: its
-// /proc/PID/exe is no longer the helper (it starts as the helper's clone). It returns the
-// pid and, when the helper already exited, its status.
-func (p *process) waitRunning(ctx context.Context, r *os.File, exitCh <-chan int, helperID [2]uint64, helperPid int, onPid func()) (pid, status int, exited bool, err error) {
-	lines := make(chan string, 64)
-	go func() {
-		defer close(lines)
-		defer r.Close()
-		s := bufio.NewScanner(r)
-		for s.Scan() {
-			select {
-			case lines <- s.Text():
-			default: // nobody listens any more
-			}
-		}
-	}()
-	var errMsg string
-	handle := func(l string) {
-		switch {
-		case strings.HasPrefix(l, "pid "):
-			if n, err := strconv.Atoi(strings.TrimSpace(l[4:])); err == nil && n > 0 && pid == 0 {
-				pid = n
-				p.openPidfd(n)
-				if onPid != nil {
-					onPid()
-				}
-			}
-		case strings.HasPrefix(l, "error "):
-			if errMsg == "" {
-				errMsg = l[6:]
-			}
-		}
-	}
-	poll := time.NewTicker(200 * time.Microsecond)
-	defer poll.Stop()
-	for {
-		if pid > 0 && errMsg == "" && execed(pid, helperID) {
-			return pid, 0, false, nil
-		}
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				lines = nil
-				continue
-			}
-			handle(l)
-		case st := <-exitCh:
-			// Everything the helper wrote is in the pipe: read it to the end.
-			timeout := time.After(time.Second)
-		drain:
-			for lines != nil {
-				select {
-				case l, ok := <-lines:
-					if !ok {
-						break drain
-					}
-					handle(l)
-				case <-timeout:
-					break drain
-				}
-			}
-			if errMsg != "" {
-				return pid, st, true, fmt.Errorf("%s%s: %w", errMsg, logTail(p.c.logPath()), errdefs.ErrFailedPrecondition)
-			}
-			if pid == 0 {
-				return 0, st, true, fmt.Errorf("lxcri-start exited with status %d before the process ran%s: %w", st, logTail(p.c.logPath()), errdefs.ErrUnknown)
-			}
-			return pid, st, true, nil
-		case <-poll.C:
-		case <-ctx.Done():
-			syscall.Kill(helperPid, syscall.SIGKILL)
-			return pid, 0, false, ctx.Err()
-		}
-	}
-}
-
 func (c *container) logPath() string { return c.dir + "/" + logFile }
 
 // fileID is a file's device and inode.
@@ -464,28 +575,30 @@ func (p *process) openPidfd(pid int) {
 	}
 	p.pidfd = fd
 	p.mu.Unlock()
+	if p.init {
+		if dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0); err == nil {
+			go p.c.sampleOOMAtDeath(dup)
+		}
+	}
 }
 
-// finish records the exit of the process (the helper's status is the process's).
+// finish records the exit of the process (the helper's status is the process's, unless
+// the init was killed before it ran).
 func (p *process) finish(status int) {
 	if p.init {
-		p.c.settleOOM()
+		p.c.settleOOM(status)
 	}
+	p.closeGate()
+	p.closeSlave()
 	p.mu.Lock()
 	if p.pidfd >= 0 {
 		unix.Close(p.pidfd)
 		p.pidfd = -1
 	}
-	p.mu.Unlock()
-	p.SetExited(status)
-}
-
-// exitUnstarted ends a process that never ran: nothing will write its output pipes.
-func (p *process) exitUnstarted(status int) {
-	if pio := p.IO(); pio != nil && !pio.Terminal() {
-		pio.CloseAfterStart()
+	if p.killedStatus != 0 {
+		status = p.killedStatus
 	}
-	p.closeSlave()
+	p.mu.Unlock()
 	p.SetExited(status)
 }
 
@@ -510,21 +623,20 @@ func (p *process) Kill(ctx context.Context, sig syscall.Signal) error {
 	if p.Exited() {
 		return fmt.Errorf("process %s has already exited: %w", p.ID(), errdefs.ErrNotFound)
 	}
-	if p.init {
-		p.c.mu.Lock()
-		started := p.c.started
-		p.c.mu.Unlock()
-		if !started {
-			// A created container has no process yet; like runc's waiting init, it
-			// ends with a signal whose default action is to terminate.
-			if !signalsIgnoredByDefault[sig] {
-				p.exitUnstarted(128 + int(sig))
-			}
-			return nil
-		}
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.init && p.gate != nil && !signalsIgnoredByDefault[sig] {
+		// The init is held at Create, before its program: like runc's waiting init, it
+		// dies of any signal whose default action is to end a process (it has no handler
+		// yet). liblxc's monitor waits in the gate hook: close it so it can finish.
+		p.killedStatus = 128 + int(sig)
+		if p.pidfd >= 0 {
+			unix.PidfdSendSignal(p.pidfd, syscall.SIGKILL, nil, 0)
+		}
+		p.gate.Close()
+		p.gate = nil
+		return nil
+	}
 	if p.pidfd < 0 {
 		if p.Pid() == 0 {
 			return fmt.Errorf("process %s has not started: %w", p.ID(), errdefs.ErrFailedPrecondition)

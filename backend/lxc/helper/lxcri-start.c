@@ -49,6 +49,10 @@
  *       lxc.hook.start-host / lxc.hook.mount hook: runs the OCI hook FILE describes (see
  *       backend/lxc/translate_security.go, hookFile) with the container state on stdin.
  *
+ * Gate (start): when file descriptor 5 is open, the init is held after its pid was
+ * reported, before it runs its program (liblxc has set the container up): a byte read from
+ * fd 5 releases it, end of file aborts the start. This is runc's create/start split.
+ *
  * Reporting: when file descriptor 3 is open, the helper writes one line to it:
  *   "pid N\n"      the host pid of the init (start) or of the attached process (exec),
  *                  written before that process runs its program;
@@ -89,6 +93,8 @@
 
 #define REPORT_FD 3
 #define CONSOLE_FD 4
+#define GATE_FD 5
+#define GATE_FILE_ENV "LXCRI_GATE_FILE"
 #define HELPER_FAILED 255
 #define PID_FILE_ENV "LXCRI_PID_FILE"
 #define MONITOR_PID_ENV "LXCRI_MONITOR_PID"
@@ -312,9 +318,17 @@ static int do_start(int argc, char **argv)
 
 	{
 		char mpid[32];
+		int flags = fcntl(GATE_FD, F_GETFD);
 
 		snprintf(mpid, sizeof(mpid), "%d", getpid());
 		setenv(MONITOR_PID_ENV, mpid, 1);
+		if (flags >= 0) {
+			char gate[64];
+
+			fcntl(GATE_FD, F_SETFD, flags | FD_CLOEXEC);
+			snprintf(gate, sizeof(gate), "/proc/%d/fd/%d", getpid(), GATE_FD);
+			setenv(GATE_FILE_ENV, gate, 1);
+		}
 	}
 
 	if (report_ok) {
@@ -361,11 +375,42 @@ static int do_pidhook(void)
 {
 	const char *path = getenv(PID_FILE_ENV);
 	const char *pid = getenv("LXC_PID");
+	const char *gate = getenv(GATE_FILE_ENV);
 	char buf[64];
 	int fd, n;
 
 	if (!path || !pid)
 		return 0;
+	if (gate) {
+		/* Open the gate first: once the pid is out, the shim may close it. */
+		int gfd = open(gate, O_RDONLY | O_CLOEXEC);
+		char c;
+		ssize_t r;
+
+		if (gfd < 0) {
+			fprintf(stderr, "lxcri-start pidhook: open %s: %s\n", gate, strerror(errno));
+			return 1;
+		}
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0) {
+			fprintf(stderr, "lxcri-start pidhook: open %s: %s\n", path, strerror(errno));
+			return 1;
+		}
+		n = snprintf(buf, sizeof(buf), "pid %s\n", pid);
+		if (write(fd, buf, n) != n) {
+			fprintf(stderr, "lxcri-start pidhook: write %s: %s\n", path, strerror(errno));
+			return 1;
+		}
+		close(fd);
+		do {
+			r = read(gfd, &c, 1);
+		} while (r < 0 && errno == EINTR);
+		if (r != 1) {
+			fprintf(stderr, "lxcri-start pidhook: start aborted\n");
+			return 1;
+		}
+		return 0;
+	}
 	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0) {
 		fprintf(stderr, "lxcri-start pidhook: open %s: %s\n", path, strerror(errno));
