@@ -34,6 +34,10 @@ type Stdio struct {
 // grandchild may hold the pipes open forever, and containerd must still see the exit.
 const drainTimeout = 2 * time.Second
 
+// stdinDrainTimeout bounds how long CloseStdin waits for data already in the stdin fifo
+// to reach the process.
+const stdinDrainTimeout = time.Second
+
 // IO connects a process's stdio to what containerd asked for. Without a terminal, the child
 // gets pipe ends (Set) whose other ends the shim copies to and from the fifos; a logging
 // binary or a file receives stdout and stderr directly. With a terminal, the backend hands
@@ -45,11 +49,13 @@ type IO struct {
 
 	rio runc.IO // nil with a terminal
 
-	mu      sync.Mutex
-	console console.Console
-	stdin   io.Closer // the stdin fifo, closed by CloseStdin
-	closers []io.Closer
-	wg      sync.WaitGroup // output copiers
+	mu       sync.Mutex
+	console  console.Console
+	stdin    io.Closer        // the stdin fifo, closed by CloseStdin
+	stdinEnd chan struct{}    // closed when the stdin copy has ended
+	pending  *console.WinSize // a resize that came before the console
+	closers  []io.Closer
+	wg       sync.WaitGroup // output copiers
 }
 
 // NewIO opens the stdio of process id.
@@ -158,7 +164,14 @@ func (i *IO) AttachConsole(ctx context.Context, c console.Console) error {
 	i.mu.Lock()
 	i.console = c
 	i.closers = append(i.closers, c)
+	ws := i.pending
+	i.pending = nil
 	i.mu.Unlock()
+	if ws != nil {
+		if err := c.Resize(*ws); err != nil {
+			return fmt.Errorf("resize terminal: %w", err)
+		}
+	}
 	if i.stdio.Stdin != "" {
 		if err := i.copyStdin(ctx, c); err != nil {
 			return err
@@ -172,22 +185,34 @@ func (i *IO) Resize(ws console.WinSize) error {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.console == nil {
-		return fmt.Errorf("process has no terminal: %w", errdefs.ErrFailedPrecondition)
+		if !i.stdio.Terminal {
+			return fmt.Errorf("process has no terminal: %w", errdefs.ErrFailedPrecondition)
+		}
+		// containerd sizes the terminal before the process starts: apply it once the
+		// backend hands over the console.
+		i.pending = &ws
+		return nil
 	}
 	return i.console.Resize(ws)
 }
 
 // CloseStdin closes the process's stdin: a process reading it sees EOF once the data sent
-// so far is consumed.
+// so far is consumed. The client closes its end of the fifo before it asks (CloseIO), so
+// the copy normally ends by itself after the last byte: wait for that, briefly, rather
+// than drop what is still in the fifo.
 func (i *IO) CloseStdin() error {
 	i.mu.Lock()
-	defer i.mu.Unlock()
-	if i.stdin != nil {
-		err := i.stdin.Close()
-		i.stdin = nil
-		return err
+	in, end := i.stdin, i.stdinEnd
+	i.stdin = nil
+	i.mu.Unlock()
+	if in == nil {
+		return nil
 	}
-	return nil
+	select {
+	case <-end:
+	case <-time.After(stdinDrainTimeout):
+	}
+	return in.Close()
 }
 
 // Wait waits for the output to be copied after the process exited, at most drainTimeout.
@@ -236,11 +261,13 @@ func (i *IO) copyStdin(ctx context.Context, w io.WriteCloser) error {
 	if err != nil {
 		return fmt.Errorf("open stdin fifo %s: %w", i.stdio.Stdin, err)
 	}
+	end := make(chan struct{})
 	i.mu.Lock()
-	i.stdin = in
+	i.stdin, i.stdinEnd = in, end
 	i.mu.Unlock()
 	_, isConsole := w.(console.Console)
 	go func() {
+		defer close(end)
 		buf := make([]byte, 32<<10)
 		io.CopyBuffer(w, in, buf)
 		if !isConsole {
