@@ -75,6 +75,16 @@ func NewIO(ctx context.Context, id string, stdio Stdio) (_ *IO, retErr error) {
 		}
 		return i, nil
 	}
+	if stdio.Stdin == "" && stdio.Stdout == "" && stdio.Stderr == "" {
+		// No stdio at all (a CRI sandbox, cio.NullIO): /dev/null, so that nothing holds a
+		// pipe a runtime CLI's own output is read from.
+		rio, err := runc.NewNullIO()
+		if err != nil {
+			return nil, err
+		}
+		i.rio = rio
+		return i, nil
+	}
 	u, err := url.Parse(stdio.Stdout)
 	if err != nil {
 		return nil, fmt.Errorf("stdout %q: %v: %w", stdio.Stdout, err, errdefs.ErrInvalidArgument)
