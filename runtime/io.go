@@ -19,6 +19,7 @@ import (
 	"github.com/containerd/fifo"
 	runc "github.com/containerd/go-runc"
 	"github.com/containerd/log"
+	"golang.org/x/sys/unix"
 )
 
 // Stdio names where a process's standard streams go, as containerd passes them: fifo paths,
@@ -207,9 +208,8 @@ func (i *IO) Resize(ws console.WinSize) error {
 }
 
 // CloseStdin closes the process's stdin: a process reading it sees EOF once the data sent
-// so far is consumed. The client closes its end of the fifo before it asks (CloseIO), so
-// the copy normally ends by itself after the last byte: wait for that, briefly, rather
-// than drop what is still in the fifo.
+// so far is consumed. Bytes the client wrote before it asked (CloseIO) may still sit in
+// the fifo: wait, briefly, until the copy has taken them, rather than drop them.
 func (i *IO) CloseStdin() error {
 	i.mu.Lock()
 	in, end := i.stdin, i.stdinEnd
@@ -218,11 +218,43 @@ func (i *IO) CloseStdin() error {
 	if in == nil {
 		return nil
 	}
-	select {
-	case <-end:
-	case <-time.After(stdinDrainTimeout):
+	deadline := time.Now().Add(stdinDrainTimeout)
+	for unread(in) > 0 && time.Now().Before(deadline) {
+		select {
+		case <-end:
+			return in.Close()
+		case <-time.After(time.Millisecond):
+		}
 	}
 	return in.Close()
+}
+
+// unread is how many bytes wait in a fifo (FIONREAD), 0 when that cannot be told.
+func unread(f io.Closer) int {
+	sc, ok := f.(syscall.Conn)
+	if !ok {
+		return 0
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	// Control waits while the fifo is not open yet (no client ever wrote to it): that
+	// means nothing to drain. The waiting call ends when the fifo is closed.
+	ch := make(chan int, 1)
+	go func() {
+		n := 0
+		raw.Control(func(fd uintptr) {
+			n, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) // FIONREAD
+		})
+		ch <- n
+	}()
+	select {
+	case n := <-ch:
+		return n
+	case <-time.After(10 * time.Millisecond):
+		return 0
+	}
 }
 
 // Wait waits for the output to be copied after the process exited, at most drainTimeout.
