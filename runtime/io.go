@@ -71,7 +71,7 @@ func NewIO(ctx context.Context, id string, stdio Stdio) (_ *IO, retErr error) {
 	if stdio.Terminal {
 		if stdio.Stdout != "" {
 			if u, err := url.Parse(stdio.Stdout); err == nil && u.Scheme != "" && u.Scheme != "fifo" {
-				return nil, fmt.Errorf("terminal with %s stdout: %w", u.Scheme, errdefs.ErrNotImplemented)
+				return nil, fmt.Errorf("a terminal cannot write to a %s stdout: %w", u.Scheme, errdefs.ErrInvalidArgument)
 			}
 		}
 		return i, nil
@@ -124,7 +124,7 @@ func NewIO(ctx context.Context, id string, stdio Stdio) (_ *IO, retErr error) {
 			return nil, err
 		}
 	default:
-		return nil, fmt.Errorf("stdout scheme %q: %w", u.Scheme, errdefs.ErrNotImplemented)
+		return nil, fmt.Errorf("stdout scheme %q is not supported (fifo, binary, file): %w", u.Scheme, errdefs.ErrInvalidArgument)
 	}
 	if stdio.Stdin != "" && i.rio.Stdin() != nil {
 		if err := i.copyStdin(ctx, i.rio.Stdin()); err != nil {

@@ -82,11 +82,7 @@ func TestServiceBadRequests(t *testing.T) {
 		{"backend not built", func() error {
 			_, err := s.Create(ctx, &taskAPI.CreateTaskRequest{ID: "a", Bundle: notBuilt})
 			return err
-		}, errdefs.IsNotImplemented, `backend "proxmox-vm" is not available`},
-		{"restore", func() error {
-			_, err := s.Create(ctx, &taskAPI.CreateTaskRequest{ID: "a", Bundle: notBuilt, Checkpoint: "/x"})
-			return err
-		}, errdefs.IsNotImplemented, "checkpoint"},
+		}, errdefs.IsFailedPrecondition, `backend "proxmox-vm" is not available`},
 		{"state of unknown task", func() error {
 			_, err := s.State(ctx, &taskAPI.StateRequest{ID: "nope"})
 			return err

@@ -319,8 +319,6 @@ func (b *backend) Cleanup(ctx context.Context, req *runtime.CleanupRequest) erro
 			errs = append(errs, err)
 		}
 	}
-	removeCgroupIfEmpty(filepath.Join(MonitorCgroupRoot, "lxc.pivot"))
-	removeCgroupIfEmpty(MonitorCgroupRoot)
 	removeFiles(req.StateDir)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("clean up lxc container %s: %w", req.ID, err)

@@ -359,16 +359,16 @@ func (c *container) Delete(ctx context.Context, force bool) error {
 	return nil
 }
 
-// removeCgroups removes what liblxc leaves: the monitor's pivot cgroup, and anything left
-// of the container's and monitor's cgroups when the monitor could not clean up.
+// removeCgroups removes anything left of the container's and monitor's cgroups when the
+// monitor could not clean up. The monitors' shared parent and its lxc.pivot stay: every
+// container's monitor is created under them, and removing them while they are briefly
+// empty makes a concurrent start fail ("Failed to create monitor cgroup").
 func (c *container) removeCgroups(ctx context.Context) {
 	for _, p := range []string{c.res.CgroupPath, c.res.MonitorCgroupPath} {
 		if err := removeCgroupTree(p); err != nil {
 			log.G(ctx).WithError(err).WithField("id", c.id).Warn("lxc: remove cgroup")
 		}
 	}
-	removeCgroupIfEmpty(c.res.MonitorPivotPath + "/lxc.pivot")
-	removeCgroupIfEmpty(c.res.MonitorPivotPath)
 }
 
 // state is the OCI state passed to host-side hooks.

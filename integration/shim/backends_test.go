@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/lxcri/lxcri/integration/harness"
@@ -77,6 +78,13 @@ func crunHost(t *testing.T) {
 		t.Fatalf("crun host setup: mount hugetlb cgroup v1: %v: %s", err, out)
 	}
 	t.Cleanup(func() {
+		// Cgroups left in the hierarchy would keep it alive, hidden, after the unmount.
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if e.IsDir() {
+				syscall.Rmdir(filepath.Join(dir, e.Name()))
+			}
+		}
 		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
 			t.Logf("umount %s: %v: %s", dir, err, out)
 		}
