@@ -1,7 +1,6 @@
 package lxc
 
 import (
-	"bufio"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,65 +8,29 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/moby/sys/mountinfo"
 )
 
 // cgroupMounts lists the mount points of the roots of every cgroup hierarchy (v1
 // controllers, named v1 hierarchies, the v2 hierarchy) of this process's mount namespace.
 func cgroupMounts() ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	infos, err := mountinfo.GetMounts(func(m *mountinfo.Info) (skip, stop bool) {
+		// A bind of a sub-cgroup is not a hierarchy root.
+		return (m.FSType != "cgroup" && m.FSType != "cgroup2") || m.Root != "/", false
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	var mounts []string
 	seen := map[string]bool{}
-	s := bufio.NewScanner(f)
-	s.Buffer(make([]byte, 64<<10), 1<<20)
-	for s.Scan() {
-		// id parent major:minor root mountpoint opts... - fstype source superopts
-		fields := strings.Fields(s.Text())
-		sep := -1
-		for i, fl := range fields {
-			if fl == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || sep+1 >= len(fields) || len(fields) < 5 {
-			continue
-		}
-		fstype := fields[sep+1]
-		if fstype != "cgroup" && fstype != "cgroup2" {
-			continue
-		}
-		if fields[3] != "/" {
-			continue // a bind of a sub-cgroup, not a hierarchy root
-		}
-		mp := unescapeMountinfo(fields[4])
-		if !seen[mp] {
-			seen[mp] = true
-			mounts = append(mounts, mp)
+	for _, m := range infos {
+		if !seen[m.Mountpoint] {
+			seen[m.Mountpoint] = true
+			mounts = append(mounts, m.Mountpoint)
 		}
 	}
-	return mounts, s.Err()
-}
-
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return mounts, nil
 }
 
 // cgroupLayout finds out where the host's controllers are.

@@ -3,13 +3,14 @@
 package harness
 
 import (
-	"bufio"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/moby/sys/mountinfo"
 )
 
 // ShimProcesses returns the pids of all running containerd-shim-lxcri-v2 processes on the
@@ -80,7 +81,7 @@ func MountsUnder(dir string) []string {
 		dir = r
 	}
 	var out []string
-	for _, m := range mountinfo() {
+	for _, m := range mountinfoList() {
 		if m.point == dir || strings.HasPrefix(m.point, dir+"/") {
 			out = append(out, m.point)
 		}
@@ -96,50 +97,16 @@ type mount struct {
 	fstype string
 }
 
-func mountinfo() []mount {
-	f, err := os.Open("/proc/self/mountinfo")
+func mountinfoList() []mount {
+	infos, err := mountinfo.GetMounts(nil)
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
-	var out []mount
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		// 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 7 {
-			continue
-		}
-		m := mount{point: unescape(fields[4])}
-		for i := 6; i < len(fields)-1; i++ {
-			if fields[i] == "-" {
-				m.fstype = fields[i+1]
-				break
-			}
-		}
-		out = append(out, m)
+	out := make([]mount, 0, len(infos))
+	for _, m := range infos {
+		out = append(out, mount{point: m.Mountpoint, fstype: m.FSType})
 	}
 	return out
-}
-
-// unescape decodes the octal escapes (\040 etc.) of /proc/self/mountinfo.
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // CgroupsNamed returns the cgroup folders, in every mounted cgroup v1 hierarchy and in the
@@ -148,7 +115,7 @@ func unescape(s string) string {
 func CgroupsNamed(substr string) []string {
 	var roots []string
 	seen := map[string]bool{}
-	for _, m := range mountinfo() {
+	for _, m := range mountinfoList() {
 		if m.fstype != "cgroup" && m.fstype != "cgroup2" {
 			continue
 		}
