@@ -38,6 +38,21 @@ type Config struct {
 	StateDir string     `toml:"state_dir"`
 	Crun     CrunConfig `toml:"crun"`
 	LXC      LXCConfig  `toml:"lxc"`
+	ZFS      ZFSConfig  `toml:"zfs"`
+}
+
+// ZFSConfig puts the root filesystems of local containers (lxc, crun) on ZFS datasets,
+// which is what checkpoint and restore need. Without a dataset, containers use the
+// filesystem containerd mounts and Checkpoint is NotImplemented.
+type ZFSConfig struct {
+	// Dataset is the parent of every dataset lxcri makes, e.g. "tank/lxcri"; its pool must
+	// exist, the dataset itself is created when missing.
+	Dataset string `toml:"dataset"`
+	// Portable makes a checkpoint carry a `zfs send` stream of the container's filesystem,
+	// so that it restores on a host without the snapshot.
+	Portable bool `toml:"portable"`
+	// Retain is how many checkpoint snapshots to keep per container (0: all).
+	Retain int `toml:"retain"`
 }
 
 // CrunConfig configures the backend that drives a runc-compatible CLI.

@@ -25,6 +25,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/lxcri/lxcri/runtime"
+	"github.com/lxcri/lxcri/runtime/zfsroot"
 )
 
 // RuntimeName is the runtime type containerd knows the shim by.
@@ -179,6 +180,11 @@ func (m *manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 	}
 	if err := runtime.UnmountRootfs(bundle); err != nil {
 		log.G(ctx).WithError(err).Warn("unmount rootfs")
+	}
+	if rec != nil && rec.Config != nil && rec.Config.ZFS.Dataset != "" {
+		if err := zfsroot.ReleaseID(ctx, &rec.Config.ZFS, ns, id); err != nil {
+			log.G(ctx).WithError(err).Warn("release ZFS root filesystem")
+		}
 	}
 	st := shim.StopStatus{ExitedAt: time.Now(), ExitStatus: 128 + int(syscall.SIGKILL)}
 	if e, err := readExit(bundle); err == nil {

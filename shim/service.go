@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/containerd/console"
 	eventstypes "github.com/containerd/containerd/api/events"
@@ -27,6 +29,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/lxcri/lxcri/runtime"
+	"github.com/lxcri/lxcri/runtime/zfsroot"
 )
 
 var empty = &ptypes.Empty{}
@@ -99,9 +102,6 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if _, err := s.get(r.ID); err == nil {
 		return nil, fmt.Errorf("task %q: %w", r.ID, errdefs.ErrAlreadyExists)
 	}
-	if r.Checkpoint != "" {
-		return nil, fmt.Errorf("restoring task %q from a checkpoint needs the ZFS snapshot store, which is not built yet: %w", r.ID, errdefs.ErrNotImplemented)
-	}
 	ns, err := namespaces.NamespaceRequired(ctx)
 	if err != nil {
 		return nil, err
@@ -136,12 +136,48 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	}()
 	undo = append(undo, func() { os.RemoveAll(stateDir) })
 
-	rootfs, err := runtime.MountRootfs(r.Bundle, r.Rootfs)
-	if err != nil {
-		return nil, err
+	var (
+		rootfs string
+		zroot  *zfsroot.Root
+	)
+	switch {
+	case r.Checkpoint != "":
+		if cfg.ZFS.Dataset == "" {
+			return nil, fmt.Errorf("restoring task %q from checkpoint %s needs ZFS: configure [zfs] dataset: %w", r.ID, r.Checkpoint, errdefs.ErrFailedPrecondition)
+		}
+		t0 := time.Now()
+		root, d, err := zfsroot.Restore(ctx, &cfg.ZFS, ns, r.ID, r.Bundle, r.Checkpoint)
+		if err != nil {
+			return nil, fmt.Errorf("restore task %q: %w", r.ID, err)
+		}
+		zroot, rootfs = root, root.Target
+		if err := retargetCgroup(r.Bundle, spec, d.ContainerID, r.ID); err != nil {
+			root.Release(context.WithoutCancel(ctx))
+			return nil, err
+		}
+		log.G(ctx).WithField("id", r.ID).Infof("restored the root filesystem of %q from checkpoint %s of %s/%s in %v; %s (%s)",
+			r.ID, d.Snapshot, d.Namespace, d.ContainerID, time.Since(t0), zfsroot.ProcessStateNote, zfsroot.CRIUStatus(ctx))
+	case cfg.ZFS.Dataset != "" && len(r.Rootfs) > 0:
+		root, err := zfsroot.Setup(ctx, &cfg.ZFS, ns, r.ID, r.Bundle, r.Rootfs)
+		if err != nil {
+			return nil, err
+		}
+		zroot, rootfs = root, root.Target
+	default:
+		rootfs, err = runtime.MountRootfs(r.Bundle, r.Rootfs)
+		if err != nil {
+			return nil, err
+		}
+		if len(r.Rootfs) > 0 {
+			undo = append(undo, func() { runtime.UnmountRootfs(r.Bundle) })
+		}
 	}
-	if len(r.Rootfs) > 0 {
-		undo = append(undo, func() { runtime.UnmountRootfs(r.Bundle) })
+	if zroot != nil {
+		undo = append(undo, func() {
+			if err := zroot.Release(context.WithoutCancel(ctx)); err != nil {
+				log.G(ctx).WithError(err).WithField("id", r.ID).Warn("release ZFS root filesystem")
+			}
+		})
 	}
 	if err := writeRecord(r.Bundle, &record{Backend: cfg.Backend, StateDir: stateDir, Config: cfg}); err != nil {
 		return nil, err
@@ -163,6 +199,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		return nil, err
 	}
 	t := newContainerTask(r.ID, r.Bundle, stateDir, cfg.Backend, c, stdio)
+	t.zfs = zroot
 	s.mu.Lock()
 	s.tasks[r.ID] = t
 	s.mu.Unlock()
@@ -304,6 +341,11 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (_ *task
 	p.Delete(ctx)
 	if err := runtime.UnmountRootfs(t.bundle); err != nil {
 		log.G(ctx).WithError(err).Warn("unmount rootfs")
+	}
+	if t.zfs != nil {
+		if err := t.zfs.Release(ctx); err != nil {
+			log.G(ctx).WithError(err).WithField("id", r.ID).Warn("release ZFS root filesystem")
+		}
 	}
 	os.RemoveAll(t.stateDir)
 	removeRecord(t.bundle)
@@ -526,7 +568,11 @@ func (s *service) Checkpoint(ctx context.Context, r *taskAPI.CheckpointTaskReque
 			}
 		}
 	}
-	if err := t.container.Checkpoint(ctx, req); err != nil {
+	if t.zfs == nil {
+		if err := t.container.Checkpoint(ctx, req); err != nil {
+			return nil, err
+		}
+	} else if err := s.checkpointZFS(ctx, t, req); err != nil {
 		return nil, err
 	}
 	s.events.send(&eventstypes.TaskCheckpointed{ContainerID: r.ID, Checkpoint: req.Path})
@@ -611,4 +657,64 @@ func statusName(st task.Status) string {
 		return "paused"
 	}
 	return "unknown"
+}
+
+// checkpointZFS checkpoints a container whose root filesystem is on ZFS: a snapshot and a
+// descriptor (and a send stream when portable) in req.Path. The processes are not saved
+// (no CRIU): with Exit the task is killed afterwards, as runc's --exit leaves it stopped.
+func (s *service) checkpointZFS(ctx context.Context, t *containerTask, req *runtime.CheckpointRequest) error {
+	t0 := time.Now()
+	d, err := t.zfs.Checkpoint(ctx, t.backend, req.Path)
+	if err != nil {
+		return fmt.Errorf("checkpoint task %q: %w", t.id, err)
+	}
+	log.G(ctx).WithField("id", t.id).Infof("checkpoint of %q: snapshot %s in %v; %s (%s)", t.id, d.Snapshot, time.Since(t0), zfsroot.ProcessStateNote, d.CRIU)
+	if !req.Exit {
+		return nil
+	}
+	// Frozen processes die of SIGKILL only once thawed.
+	if t.isPaused() {
+		if err := t.container.Resume(ctx); err != nil {
+			return fmt.Errorf("checkpoint task %q: thaw it to stop it after the checkpoint (exit): %w", t.id, err)
+		}
+		t.setPaused(false)
+		s.events.send(&eventstypes.TaskResumed{ContainerID: t.id})
+	}
+	if err := t.container.KillAll(ctx, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("checkpoint task %q: stop it after the checkpoint (exit): %w", t.id, err)
+	}
+	select {
+	case <-t.init.Done():
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("checkpoint task %q: it did not stop within 10s of SIGKILL after the checkpoint: %w", t.id, errdefs.ErrUnavailable)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// retargetCgroup: a container restored with its checkpoint's spec (`ctr container restore`
+// restores the spec) would share the checkpointed container's cgroup. When cgroupsPath
+// ends in the checkpointed container's id, that id is replaced by the new one, in spec and
+// in the bundle's config.json (which CLI backends read).
+func retargetCgroup(bundle string, spec *specs.Spec, from, to string) error {
+	if spec.Linux == nil || from == "" || from == to {
+		return nil
+	}
+	p := spec.Linux.CgroupsPath
+	for _, sep := range []string{"/", ":"} {
+		if strings.HasSuffix(p, sep+from) {
+			spec.Linux.CgroupsPath = strings.TrimSuffix(p, from) + to
+			b, err := json.Marshal(spec)
+			if err != nil {
+				return err
+			}
+			cfg := filepath.Join(bundle, "config.json")
+			if err := os.WriteFile(cfg+".tmp", b, 0o644); err != nil {
+				return fmt.Errorf("rewrite bundle config: %w", err)
+			}
+			return os.Rename(cfg+".tmp", cfg)
+		}
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/lxcri/lxcri/runtime"
+	"github.com/lxcri/lxcri/runtime/zfsroot"
 )
 
 // proc is the service's record of one process: the backend's process plus the status that
@@ -76,6 +77,8 @@ type containerTask struct {
 	backend   string
 	container runtime.Container
 	init      *proc
+	// zfs is the container's ZFS root filesystem, nil without [zfs].
+	zfs *zfsroot.Root
 
 	mu      sync.Mutex
 	execs   map[string]*proc

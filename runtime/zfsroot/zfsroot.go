@@ -1,0 +1,545 @@
+//go:build linux
+
+// Package zfsroot puts the root filesystem of a local container (lxc and crun backends) on
+// a ZFS dataset of its own, and makes checkpoints of it and restores from them.
+//
+// Layout (see package zfs): the image's root filesystem is populated once into the base
+// dataset <parent>/base-<image key> and snapshotted; every container of that image gets a
+// clone of that snapshot, <parent>/ct-<namespace>--<id>, bind-mounted at <bundle>/rootfs.
+// The image key is a hash of containerd's overlay lowerdir chain (the image's layers); the
+// overlay's upperdir, when not empty, is copied over the clone.
+//
+// A checkpoint is a snapshot <container dataset>@ckpt-<time> plus a descriptor
+// (Descriptor, lxcri-checkpoint.json) written into the checkpoint directory containerd
+// packs into the checkpoint image, and with portable = true a `zfs send` stream of the
+// snapshot (rootfs.zfs). A restore clones the snapshot (or, when it is not on this host,
+// receives the stream) as the new container's dataset.
+//
+// Process state: CRIU is not used. The host's `criu check` result is recorded in the
+// descriptor; a restored container starts its process afresh on the restored filesystem.
+package zfsroot
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/containerd/api/types"
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
+	"golang.org/x/sys/unix"
+
+	"github.com/lxcri/lxcri/runtime"
+	"github.com/lxcri/lxcri/zfs"
+)
+
+const (
+	// DescriptorFile is the descriptor's name in a checkpoint directory.
+	DescriptorFile = "lxcri-checkpoint.json"
+	// StreamFile is the `zfs send` stream of a portable checkpoint.
+	StreamFile = "rootfs.zfs"
+	// DescriptorVersion is the version of the descriptor format this package writes.
+	DescriptorVersion = 1
+	// SnapshotPrefix starts the name of every checkpoint snapshot.
+	SnapshotPrefix = "ckpt-"
+
+	// ProcessStateNote is what every checkpoint says about the processes.
+	ProcessStateNote = "process state is not saved (CRIU is not used by lxcri): a restore starts the container's process afresh on the filesystem as it was at checkpoint time"
+)
+
+// Descriptor is what a checkpoint directory holds about the checkpoint.
+type Descriptor struct {
+	Version int `json:"version"`
+	// Backend made the checkpointed container.
+	Backend string `json:"backend"`
+	// ContainerID and Namespace name the checkpointed container.
+	ContainerID string `json:"container_id"`
+	Namespace   string `json:"namespace"`
+	// Dataset is the container's dataset, Snapshot the checkpoint's snapshot of it.
+	Dataset  string `json:"dataset"`
+	Snapshot string `json:"snapshot"`
+	// ImageKey names the base the container was cloned from ("" for a restored one).
+	ImageKey string `json:"image_key,omitempty"`
+	// SpecDigest is the sha256 digest of the container's config.json.
+	SpecDigest string `json:"spec_digest"`
+	// Stream is the file name of the send stream in the checkpoint ("" unless portable).
+	Stream string `json:"stream,omitempty"`
+	// ProcessState says what happened to the processes; CRIU the host's `criu check`.
+	ProcessState string    `json:"process_state"`
+	CRIU         string    `json:"criu"`
+	Created      time.Time `json:"created"`
+}
+
+// Root is the ZFS root filesystem of one container.
+type Root struct {
+	cfg      runtime.ZFSConfig
+	store    *zfs.Store
+	ns, id   string
+	bundle   string
+	Dataset  string
+	ImageKey string
+	// Mountpoint is where ZFS mounts the dataset; Target is <bundle>/rootfs, bound to it.
+	Mountpoint string
+	Target     string
+}
+
+func newStore(cfg *runtime.ZFSConfig) (*zfs.Store, error) {
+	if cfg == nil || cfg.Dataset == "" {
+		return nil, fmt.Errorf("no [zfs] dataset is configured: %w", errdefs.ErrFailedPrecondition)
+	}
+	if cfg.Retain < 0 {
+		return nil, fmt.Errorf("[zfs] retain is %d, it must be 0 (keep all) or more: %w", cfg.Retain, errdefs.ErrInvalidArgument)
+	}
+	return &zfs.Store{Parent: strings.TrimSuffix(cfg.Dataset, "/")}, nil
+}
+
+// datasetKey is the container part of the dataset name: namespace and id, which containerd
+// never lets contain "--".
+func datasetKey(ns, id string) string { return ns + "--" + id }
+
+// ContainerDataset returns the dataset of container id of namespace ns under cfg.
+func ContainerDataset(cfg *runtime.ZFSConfig, ns, id string) string {
+	return (&zfs.Store{Parent: strings.TrimSuffix(cfg.Dataset, "/")}).ContainerDataset(datasetKey(ns, id))
+}
+
+// Setup makes container id's dataset from the image in containerd's rootfs mounts (a clone
+// of the image's base, populated first when this is the image's first container) and binds
+// it at <bundle>/rootfs. Nothing is left behind when it fails.
+func Setup(ctx context.Context, cfg *runtime.ZFSConfig, ns, id, bundle string, mounts []*types.Mount) (_ *Root, retErr error) {
+	st, err := newStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if len(mounts) == 0 {
+		return nil, fmt.Errorf("container %s: a ZFS root filesystem needs containerd's rootfs mounts, none were given: %w", id, errdefs.ErrInvalidArgument)
+	}
+	if err := st.EnsureParent(ctx); err != nil {
+		return nil, fmt.Errorf("[zfs] dataset %s: %w", st.Parent, err)
+	}
+	ms := toMounts(mounts)
+	key, lowers, upper := imageKey(ms)
+	base, err := baseFor(ctx, st, key, ms, lowers)
+	if err != nil {
+		return nil, fmt.Errorf("base of container %s: %w", id, err)
+	}
+	r := &Root{cfg: *cfg, store: st, ns: ns, id: id, bundle: bundle, Dataset: st.ContainerDataset(datasetKey(ns, id)), ImageKey: key}
+	mp, err := st.CloneForContainer(ctx, base, datasetKey(ns, id))
+	if errdefs.IsNotFound(err) { // the base was released in the meantime: once more
+		if base, err = baseFor(ctx, st, key, ms, lowers); err == nil {
+			mp, err = st.CloneForContainer(ctx, base, datasetKey(ns, id))
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.Mountpoint = mp
+	defer func() {
+		if retErr != nil {
+			r.Release(context.WithoutCancel(ctx))
+		}
+	}()
+	if upper != "" {
+		if err := copyUpper(upper, mp); err != nil {
+			return nil, fmt.Errorf("copy the container's upper layer %s onto its dataset: %w", upper, err)
+		}
+	}
+	if err := r.bind(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func toMounts(mounts []*types.Mount) []mount.Mount {
+	ms := make([]mount.Mount, 0, len(mounts))
+	for _, m := range mounts {
+		ms = append(ms, mount.Mount{Type: m.Type, Source: m.Source, Target: m.Target, Options: m.Options})
+	}
+	return ms
+}
+
+// imageKey identifies the image of containerd's rootfs mounts: for one overlay, a hash of
+// its lowerdir chain (its layers), which are returned with the upperdir; otherwise a hash
+// of the mounts themselves.
+func imageKey(ms []mount.Mount) (key string, lowers []string, upper string) {
+	h := sha256.New()
+	if len(ms) == 1 && ms[0].Type == "overlay" {
+		for _, o := range ms[0].Options {
+			switch {
+			case strings.HasPrefix(o, "lowerdir="):
+				lowers = strings.Split(strings.TrimPrefix(o, "lowerdir="), ":")
+			case strings.HasPrefix(o, "upperdir="):
+				upper = strings.TrimPrefix(o, "upperdir=")
+			}
+		}
+	}
+	if len(lowers) > 0 {
+		fmt.Fprintf(h, "overlay\x00%s", strings.Join(lowers, "\x00"))
+	} else {
+		lowers, upper = nil, ""
+		for _, m := range ms {
+			fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", m.Type, m.Source, m.Target, strings.Join(m.Options, ","))
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32], lowers, upper
+}
+
+// baseFor returns the image's base snapshot, populating it from the image's layers.
+func baseFor(ctx context.Context, st *zfs.Store, key string, ms []mount.Mount, lowers []string) (string, error) {
+	return st.BaseFor(ctx, key, func(dir string) error {
+		if len(lowers) == 1 {
+			return copyTree(lowers[0], dir)
+		}
+		tmp, err := os.MkdirTemp("", "lxcri-image-")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(tmp)
+		src := ms
+		if len(lowers) > 1 { // the layers alone, read-only
+			src = []mount.Mount{{Type: "overlay", Source: "overlay", Options: []string{"ro", "lowerdir=" + strings.Join(lowers, ":")}}}
+		}
+		if err := mount.All(src, tmp); err != nil {
+			return fmt.Errorf("mount the image at %s: %w", tmp, err)
+		}
+		defer mount.UnmountAll(tmp, 0)
+		return copyTree(tmp, dir)
+	})
+}
+
+// copyTree copies the content of src into dst, keeping owners, modes, links and times.
+func copyTree(src, dst string) error {
+	out, err := exec.Command("cp", "-a", "--", src+"/.", dst+"/").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("cp -a %s %s: %v: %s", src, dst, err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// copyUpper copies an overlay upper layer over dst, applying its whiteouts.
+func copyUpper(upper, dst string) error {
+	ents, err := os.ReadDir(upper)
+	if err != nil || len(ents) == 0 {
+		return err
+	}
+	if err := copyTree(upper, dst); err != nil {
+		return err
+	}
+	return filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeCharDevice == 0 {
+			return err
+		}
+		var s unix.Stat_t
+		if unix.Lstat(p, &s) == nil && s.Rdev == 0 { // an overlay whiteout
+			rel, _ := filepath.Rel(upper, p)
+			return os.RemoveAll(filepath.Join(dst, rel))
+		}
+		return nil
+	})
+}
+
+func (r *Root) bind() error {
+	r.Target = filepath.Join(r.bundle, "rootfs")
+	if err := os.MkdirAll(r.Target, 0o711); err != nil {
+		return err
+	}
+	if err := unix.Mount(r.Mountpoint, r.Target, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s (dataset %s) at %s: %w", r.Mountpoint, r.Dataset, r.Target, err)
+	}
+	return nil
+}
+
+// Release unmounts <bundle>/rootfs and destroys the container's dataset (and its base,
+// when no other container uses it). It is safe when nothing is left.
+func (r *Root) Release(ctx context.Context) error {
+	if r.Target != "" {
+		if err := mount.UnmountRecursive(r.Target, 0); err != nil {
+			return fmt.Errorf("unmount %s: %w", r.Target, err)
+		}
+	}
+	return release(ctx, r.store, datasetKey(r.ns, r.id))
+}
+
+// ReleaseID releases what Setup or Restore made for a container whose shim is gone.
+func ReleaseID(ctx context.Context, cfg *runtime.ZFSConfig, ns, id string) error {
+	st, err := newStore(cfg)
+	if err != nil {
+		return err
+	}
+	return release(ctx, st, datasetKey(ns, id))
+}
+
+// release destroys the container's dataset. When a snapshot of it (a checkpoint) is the
+// origin of a restored container, that clone is promoted first, so that it takes the
+// snapshot over and the dataset can go.
+func release(ctx context.Context, st *zfs.Store, key string) error {
+	ds := st.ContainerDataset(key)
+	for i := 0; ; i++ {
+		err := st.ReleaseContainer(ctx, key)
+		switch {
+		case err == nil, errdefs.IsNotFound(err):
+			return nil
+		case i < 8 && errdefs.IsFailedPrecondition(err) && strings.Contains(err.Error(), "dependent clones"):
+			if perr := promoteDependent(ctx, st, ds); perr != nil {
+				return errors.Join(err, perr)
+			}
+		default:
+			return err
+		}
+	}
+}
+
+// promoteDependent promotes one clone of a snapshot of ds.
+func promoteDependent(ctx context.Context, st *zfs.Store, ds string) error {
+	snaps, err := st.ListSnapshots(ctx, ds)
+	if err != nil {
+		return err
+	}
+	for i := len(snaps) - 1; i >= 0; i-- {
+		out, err := zfsCmd(ctx, "get", "-H", "-o", "value", "clones", snaps[i])
+		if err != nil {
+			return err
+		}
+		for _, c := range strings.Split(strings.TrimSpace(out), ",") {
+			if c = strings.TrimSpace(c); c != "" && c != "-" {
+				if _, err := zfsCmd(ctx, "promote", c); err != nil {
+					return err
+				}
+				log.G(ctx).Infof("zfs: promoted %s (a restore of %s) so that %s can be destroyed", c, snaps[i], ds)
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("zfs: %s: no clone of its snapshots found to promote", ds)
+}
+
+func zfsCmd(ctx context.Context, args ...string) (string, error) {
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "zfs", args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("zfs %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
+// Checkpoint snapshots the container's dataset and writes the descriptor (and, when
+// portable, the send stream) into dir. backend names the container's backend. The
+// snapshot is pruned to [zfs] retain. Nothing is left when it fails.
+func (r *Root) Checkpoint(ctx context.Context, backend, dir string) (_ *Descriptor, retErr error) {
+	if dir == "" {
+		return nil, fmt.Errorf("checkpoint of %s: no checkpoint path given: %w", r.id, errdefs.ErrInvalidArgument)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("checkpoint path %s: %w", dir, err)
+	}
+	specDigest, err := fileDigest(filepath.Join(r.bundle, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	// what the (frozen) processes wrote must reach ZFS before the snapshot
+	if f, err := os.Open(r.Mountpoint); err == nil {
+		unix.Syncfs(int(f.Fd()))
+		f.Close()
+	}
+	name := SnapshotPrefix + time.Now().UTC().Format("20060102T150405.000000000Z")
+	snap, err := r.store.Snapshot(ctx, r.Dataset, name)
+	if err != nil {
+		return nil, err
+	}
+	var written []string
+	defer func() {
+		if retErr != nil {
+			for _, f := range written {
+				os.Remove(f)
+			}
+			r.store.Destroy(context.WithoutCancel(ctx), snap)
+		}
+	}()
+	d := &Descriptor{
+		Version: DescriptorVersion, Backend: backend, ContainerID: r.id, Namespace: r.ns,
+		Dataset: r.Dataset, Snapshot: snap, ImageKey: r.ImageKey, SpecDigest: specDigest,
+		ProcessState: ProcessStateNote, CRIU: CRIUStatus(ctx), Created: time.Now().UTC(),
+	}
+	if r.cfg.Portable {
+		p := filepath.Join(dir, StreamFile)
+		written = append(written, p)
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint stream: %w", err)
+		}
+		err = r.store.Send(ctx, snap, f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, err
+		}
+		d.Stream = StreamFile
+	}
+	b, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	p := filepath.Join(dir, DescriptorFile)
+	written = append(written, p)
+	if err := os.WriteFile(p, append(b, '\n'), 0o600); err != nil {
+		return nil, fmt.Errorf("checkpoint descriptor: %w", err)
+	}
+	r.prune(ctx)
+	return d, nil
+}
+
+// prune destroys the oldest checkpoint snapshots beyond [zfs] retain; one that a restored
+// container uses stays (and is said so).
+func (r *Root) prune(ctx context.Context) {
+	if r.cfg.Retain <= 0 {
+		return
+	}
+	snaps, err := r.store.ListSnapshots(ctx, r.Dataset)
+	if err != nil {
+		log.G(ctx).WithError(err).Warn("zfs: list checkpoints to prune")
+		return
+	}
+	var ckpts []string
+	for _, s := range snaps {
+		if strings.HasPrefix(s[strings.IndexByte(s, '@')+1:], SnapshotPrefix) {
+			ckpts = append(ckpts, s)
+		}
+	}
+	for i := 0; i < len(ckpts)-r.cfg.Retain; i++ {
+		if err := r.store.Destroy(ctx, ckpts[i]); err != nil {
+			log.G(ctx).WithError(err).Warnf("zfs: checkpoint %s is kept beyond retain = %d", ckpts[i], r.cfg.Retain)
+		}
+	}
+}
+
+// ReadDescriptor reads and checks the descriptor of checkpoint directory dir.
+func ReadDescriptor(dir string) (*Descriptor, error) {
+	p := filepath.Join(dir, DescriptorFile)
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("checkpoint %s has no %s: it was not made by lxcri with [zfs] configured: %w", dir, DescriptorFile, errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint descriptor: %w", err)
+	}
+	var d Descriptor
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("checkpoint descriptor %s is corrupt: %v: %w", p, err, errdefs.ErrInvalidArgument)
+	}
+	if d.Version != DescriptorVersion {
+		return nil, fmt.Errorf("checkpoint descriptor %s has version %d, this lxcri reads version %d: %w", p, d.Version, DescriptorVersion, errdefs.ErrInvalidArgument)
+	}
+	if ds, _, ok := strings.Cut(d.Snapshot, "@"); !ok || ds == "" || d.Dataset != ds {
+		return nil, fmt.Errorf("checkpoint descriptor %s is corrupt: snapshot %q is not a snapshot of dataset %q: %w", p, d.Snapshot, d.Dataset, errdefs.ErrInvalidArgument)
+	}
+	if d.Stream != "" && d.Stream != StreamFile {
+		return nil, fmt.Errorf("checkpoint descriptor %s is corrupt: stream %q: %w", p, d.Stream, errdefs.ErrInvalidArgument)
+	}
+	return &d, nil
+}
+
+// Restore makes container id's dataset from the checkpoint in dir: a clone of its
+// snapshot, or a receive of its stream when the snapshot is not on this host, and binds
+// it at <bundle>/rootfs. Nothing is left behind when it fails.
+func Restore(ctx context.Context, cfg *runtime.ZFSConfig, ns, id, bundle, dir string) (_ *Root, _ *Descriptor, retErr error) {
+	d, err := ReadDescriptor(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := newStore(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("restore of %s: %w", id, err)
+	}
+	if err := st.EnsureParent(ctx); err != nil {
+		return nil, nil, fmt.Errorf("[zfs] dataset %s: %w", st.Parent, err)
+	}
+	key := datasetKey(ns, id)
+	r := &Root{cfg: *cfg, store: st, ns: ns, id: id, bundle: bundle, Dataset: st.ContainerDataset(key)}
+	have := false
+	if strings.HasPrefix(d.Snapshot, st.Parent+"/") {
+		if have, err = st.Exists(ctx, d.Snapshot); err != nil {
+			return nil, nil, err
+		}
+	}
+	switch {
+	case have:
+		if err := st.Clone(ctx, d.Snapshot, r.Dataset, nil); err != nil {
+			return nil, nil, err
+		}
+	case d.Stream != "":
+		f, err := os.Open(filepath.Join(dir, d.Stream))
+		if err != nil {
+			return nil, nil, fmt.Errorf("checkpoint stream: %v: %w", err, errdefs.ErrInvalidArgument)
+		}
+		err = st.Receive(ctx, r.Dataset+"@"+d.Snapshot[strings.IndexByte(d.Snapshot, '@')+1:], f)
+		f.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("receive checkpoint %s: %w", d.Snapshot, err)
+		}
+	default:
+		return nil, nil, fmt.Errorf("checkpoint snapshot %s is not on this host (its container was deleted, or [zfs] dataset differs) and the checkpoint carries no stream (made with [zfs] portable = false): %w", d.Snapshot, errdefs.ErrNotFound)
+	}
+	defer func() {
+		if retErr != nil {
+			r.Release(context.WithoutCancel(ctx))
+		}
+	}()
+	if r.Mountpoint, err = st.Mountpoint(ctx, r.Dataset); err != nil {
+		return nil, nil, err
+	}
+	if err := r.bind(); err != nil {
+		return nil, nil, err
+	}
+	return r, d, nil
+}
+
+func fileDigest(p string) (string, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+var criu struct {
+	once   sync.Once
+	status string
+}
+
+// CRIUStatus runs `criu check` once per process and says what it found; lxcri does not use
+// CRIU either way.
+func CRIUStatus(ctx context.Context) string {
+	criu.once.Do(func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(cctx, "criu", "check").CombinedOutput()
+		switch {
+		case errors.Is(err, exec.ErrNotFound):
+			criu.status = "criu is not installed"
+		case err != nil:
+			criu.status = "criu check failed: " + lastLine(string(out))
+		default:
+			criu.status = "criu check passed, but lxcri does not use CRIU yet"
+		}
+	})
+	return criu.status
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
