@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 
-	"github.com/containerd/containerd/v2/pkg/sys/reaper"
 	"github.com/containerd/errdefs"
 	runc "github.com/containerd/go-runc"
 
@@ -32,9 +31,6 @@ type backend struct {
 
 // New makes the backend from the [crun] table of cfg. It fails when the CLI is missing.
 func New(ctx context.Context, cfg *runtime.Config) (runtime.Backend, error) {
-	// go-runc starts its commands through this monitor; the shim's reaper reaps every child,
-	// so go-runc must wait through it as well.
-	runc.Monitor = reaper.Default
 	name := cfg.Crun.Binary
 	if name == "" {
 		name = DefaultBinary
