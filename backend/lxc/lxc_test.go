@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,7 +21,6 @@ import (
 
 	"github.com/containerd/console"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
-	"github.com/containerd/containerd/v2/pkg/sys/reaper"
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -50,13 +48,12 @@ var (
 	envExits  *runtime.ExitWatcher
 )
 
-// lxcEnv builds the helper and a busybox root filesystem once, and turns this test
-// process into what the shim is: a reaper of all its children. (Only the integration tests
-// do that: `go test -fuzz` runs child processes that its own Wait must reap.)
+// lxcEnv builds the helper and a busybox root filesystem once, and makes this test process
+// what the shim is: a child subreaper that waits for each process by pid.
 func lxcEnv(t *testing.T) (helper, rootfs string, exits *runtime.ExitWatcher) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("LXC integration tests need root (run as root: they are part of make test)")
+		t.Fatal("LXC tests need root: run them as root (they are part of make test)")
 	}
 	envOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "lxcri-lxc-test-")
@@ -76,13 +73,6 @@ func lxcEnv(t *testing.T) (helper, rootfs string, exits *runtime.ExitWatcher) {
 			return
 		}
 		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-		sigs := make(chan os.Signal, 128)
-		signal.Notify(sigs, unix.SIGCHLD)
-		go func() {
-			for range sigs {
-				reaper.Reap()
-			}
-		}()
 		envExits = runtime.NewExitWatcher()
 	})
 	if envErr != nil {
@@ -790,8 +780,15 @@ func TestLXCCleanup(t *testing.T) {
 		t.Errorf("init status %d after cleanup", e.Status)
 	}
 	for _, pid := range pids {
+		// A killed process may be a zombie for a moment, until its parent in the container
+		// (itself dying) or the pid namespace's teardown reaps it.
+		deadline := time.Now().Add(5 * time.Second)
+		for unix.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
 		if err := unix.Kill(pid, 0); err == nil {
-			t.Errorf("process %d survived cleanup", pid)
+			st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			t.Errorf("process %d survived cleanup (test pid %d): %s", pid, os.Getpid(), st)
 		}
 	}
 	mounts, _ := cgroupMounts()
