@@ -38,6 +38,8 @@ func main() {
 	flag.DurationVar(&o.Settle, "settle", d.Settle, "how long the shims of a memory round run before they are measured")
 	flag.StringVar(&o.LogLevel, "log-level", d.LogLevel, "containerd's log level (debug also starts the shims with -debug)")
 	backends := flag.String("backends", "", "comma-separated backends besides the runc shim baseline: crun-runc,crun-crun,lxc (default all)")
+	ckptSizes := flag.String("ckpt-sizes", bench.FormatSizes(d.CkptSizes), "data sizes of the checkpoint/restore figures, comma-separated, K/M/G suffixes")
+	flag.IntVar(&o.CkptRounds, "ckpt-rounds", d.CkptRounds, "checkpoint/restore rounds per runtime and size")
 	out := flag.String("out", "", "also write the report as Markdown to this file")
 	verbose := flag.Bool("v", false, "log every ctr call of the harness")
 	flag.Parse()
@@ -45,6 +47,9 @@ func main() {
 	var err error
 	if o.PodSizes, err = parseInts(*pods); err != nil {
 		log.Fatalf("-pods: %v", err)
+	}
+	if o.CkptSizes, err = bench.ParseSizes(*ckptSizes); err != nil {
+		log.Fatalf("-ckpt-sizes: %v", err)
 	}
 	if *backends != "" {
 		o.Backends = strings.Split(*backends, ",")
