@@ -292,13 +292,6 @@ func (b *backend) Cleanup(ctx context.Context, req *runtime.CleanupRequest) erro
 	cgPath := readConfigValue(cfgPath, "lxc.cgroup.dir.container")
 	monPath := readConfigValue(cfgPath, "lxc.cgroup.dir.monitor")
 	var errs []error
-	// The monitor (lxcri-start) first: killed after its container, it would start
-	// liblxc's own teardown and write into the state directory being removed.
-	if monPath != "" {
-		for _, pid := range cgroupProcs(monPath) {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
 	if cgPath != "" {
 		if cg, err := cgroups.Load("/" + cgPath); err == nil {
 			if err := cg.KillAll(ctx, syscall.SIGKILL); err != nil && !errdefs.IsNotFound(err) {
