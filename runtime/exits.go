@@ -1,14 +1,25 @@
 package runtime
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/containerd/log"
+	"golang.org/x/sys/unix"
 )
+
+// maxUnclaimed bounds the exits of adopted orphans kept for a later Wait.
+const maxUnclaimed = 1024
 
 // ExitWatcher hands out the exit status of the shim's children: processes it started, and
 // orphans reparented to it (the shim is a child subreaper), such as the init a runtime CLI
@@ -17,20 +28,46 @@ import (
 // The shim runs without containerd's catch-all reaper (pkg/shim's NoReaper): a reaper that
 // reaps every child steals the exit of processes that libraries start and wait for through
 // os/exec (go-zfs, cp, a runtime CLI), which then fail with "waitid: no child processes".
-// Here each process is waited for by pid, by whoever started or adopted it. A process that
-// exits before anyone waits stays a zombie holding its status until it is waited for, so
-// an early exit is never lost.
-type ExitWatcher struct{}
+// Instead:
+//   - a process someone waits for (Start, Wait) is waited for by pid, through a pidfd;
+//   - on SIGCHLD, zombie children that no pidfd of this process refers to are reaped:
+//     os/exec holds a pidfd for every child it starts, so those are left to it, while
+//     orphans nobody waits for do not pile up as zombies. Their status is kept, so a Wait
+//     that comes later (a pid learned from a pid file) still gets it.
+type ExitWatcher struct {
+	mu        sync.Mutex
+	unclaimed map[int]int
+	order     []int
+	sigs      chan os.Signal
+}
 
-// NewExitWatcher returns the watcher of this shim process.
-func NewExitWatcher() *ExitWatcher { return &ExitWatcher{} }
+// NewExitWatcher starts the watcher of this shim process. Close stops it.
+func NewExitWatcher() *ExitWatcher {
+	w := &ExitWatcher{unclaimed: map[int]int{}, sigs: make(chan os.Signal, 32)}
+	signal.Notify(w.sigs, unix.SIGCHLD)
+	go func() {
+		for range w.sigs {
+			w.reapOrphans()
+		}
+	}()
+	return w
+}
 
 // Wait returns a channel that receives pid's exit status. pid must be a child of the shim:
 // started by it, or reparented to it.
 func (w *ExitWatcher) Wait(pid int) <-chan int {
 	ch := make(chan int, 1)
+	w.mu.Lock()
+	if st, ok := w.unclaimed[pid]; ok {
+		delete(w.unclaimed, pid)
+		w.mu.Unlock()
+		ch <- st
+		return ch
+	}
+	// Holding the lock while the pidfd is opened: from now on the sweep leaves pid alone.
+	p, err := os.FindProcess(pid)
+	w.mu.Unlock()
 	go func() {
-		p, err := os.FindProcess(pid)
 		if err == nil {
 			var st *os.ProcessState
 			if st, err = p.Wait(); err == nil {
@@ -38,7 +75,6 @@ func (w *ExitWatcher) Wait(pid int) <-chan int {
 				return
 			}
 		}
-		// Not our child (or reaped by someone else): the exit status is unknowable.
 		log.L.WithError(err).WithField("pid", pid).Warn("cannot wait for process; reporting it killed")
 		ch <- 128 + int(syscall.SIGKILL)
 	}()
@@ -73,8 +109,91 @@ func (w *ExitWatcher) Run(cmd *exec.Cmd) (int, error) {
 	return <-ch, nil
 }
 
-// Close releases the watcher.
-func (w *ExitWatcher) Close() {}
+// Close stops the watcher.
+func (w *ExitWatcher) Close() {
+	signal.Stop(w.sigs)
+	close(w.sigs)
+}
+
+// reapOrphans reaps the zombie children that no pidfd of this process refers to.
+func (w *ExitWatcher) reapOrphans() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	zombies := zombieChildren()
+	if len(zombies) == 0 {
+		return
+	}
+	owned := pidfdTargets()
+	for _, pid := range zombies {
+		if owned[pid] {
+			continue
+		}
+		var ws unix.WaitStatus
+		if got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); err != nil || got != pid {
+			continue
+		}
+		st := ws.ExitStatus()
+		if ws.Signaled() {
+			st = 128 + int(ws.Signal())
+		}
+		if len(w.order) >= maxUnclaimed {
+			delete(w.unclaimed, w.order[0])
+			w.order = w.order[1:]
+		}
+		w.unclaimed[pid] = st
+		w.order = append(w.order, pid)
+	}
+}
+
+// zombieChildren lists this process's children that have exited and not been reaped.
+func zombieChildren() []int {
+	var out []int
+	files, _ := filepath.Glob("/proc/self/task/*/children")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, s := range strings.Fields(string(b)) {
+			pid, err := strconv.Atoi(s)
+			if err != nil {
+				continue
+			}
+			stat, err := os.ReadFile("/proc/" + s + "/stat")
+			if err != nil {
+				continue
+			}
+			// pid (comm) state ...: comm may hold spaces and parentheses.
+			if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
+}
+
+// pidfdTargets lists the pids this process holds a pidfd for (os/exec's children, and
+// the processes Wait waits for).
+func pidfdTargets() map[int]bool {
+	out := map[int]bool{}
+	files, _ := filepath.Glob("/proc/self/fdinfo/*")
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			continue
+		}
+		s := bufio.NewScanner(fh)
+		for s.Scan() {
+			if v, ok := strings.CutPrefix(s.Text(), "Pid:"); ok {
+				if pid, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+					out[pid] = true
+				}
+			}
+		}
+		fh.Close()
+	}
+	return out
+}
 
 func exitStatus(st *os.ProcessState) int {
 	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
