@@ -44,6 +44,14 @@ type ExitWatcher struct {
 // NewExitWatcher starts the watcher of this shim process. Close stops it.
 func NewExitWatcher() *ExitWatcher {
 	w := &ExitWatcher{unclaimed: map[int]int{}, sigs: make(chan os.Signal, 32)}
+	// Without pidfds (kernels before 5.3) os/exec holds none, and the sweep could not
+	// tell its children from orphans: leave orphans to be zombies rather than steal.
+	fd, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		log.L.WithError(err).Warn("no pidfd support: orphaned processes are not reaped")
+		return w
+	}
+	unix.Close(fd)
 	signal.Notify(w.sigs, unix.SIGCHLD)
 	go func() {
 		for range w.sigs {
