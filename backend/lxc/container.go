@@ -24,6 +24,11 @@ import (
 // that TaskOOM is published before TaskExit.
 const oomSettle = 200 * time.Millisecond
 
+// oomCatchUp bounds the wait for OOM events the kernel already counted at the init's
+// death: on cgroup v1 the notification reaches the watcher only after it sees the count
+// move, which can take a while on a loaded host.
+const oomCatchUp = 3 * time.Second
+
 type container struct {
 	b       *backend
 	id      string
@@ -215,23 +220,42 @@ func (c *container) settleOOM(status int) {
 	c.mu.Lock()
 	target := c.oomAtDeath
 	c.mu.Unlock()
+	catchUp := time.After(oomCatchUp)
 	if target < 0 {
 		if status != 128+int(syscall.SIGKILL) {
 			return
 		}
+		// The count is gone with the cgroup: wait for the watch to end (it ends when the
+		// cgroup is removed, after forwarding what it saw), bounded.
 		select {
 		case <-c.oomDone:
-		case <-deadline:
+		case <-catchUp:
 		}
 		return
 	}
 	for c.oomSent.Load() < target {
 		select {
 		case <-c.oomDone:
+			c.sendMissedOOM(target)
 			return
-		case <-deadline:
+		case <-catchUp:
+			c.sendMissedOOM(target)
 			return
 		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// sendMissedOOM sends the events the kernel counted but the watch did not see: when
+// liblxc's monitor removes the cgroup right after the kill, the watch ends before it can
+// read the count move.
+func (c *container) sendMissedOOM(target int64) {
+	for c.oomSent.Load() < target {
+		select {
+		case c.oom <- struct{}{}:
+			c.oomSent.Add(1)
+		default:
+			return
 		}
 	}
 }
