@@ -175,7 +175,7 @@ func (m *manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 			log.G(ctx).WithError(err).Warn("backend cleanup")
 		}
 		if rec.StateDir != "" {
-			removeStateDir(rec.StateDir)
+			os.RemoveAll(rec.StateDir)
 		}
 	}
 	if err := runtime.UnmountRootfs(bundle); err != nil {
@@ -216,16 +216,4 @@ func readSpec(bundle string) (*specs.Spec, error) {
 		return nil, fmt.Errorf("bundle %s: malformed config.json: %v: %w", bundle, err, errdefs.ErrInvalidArgument)
 	}
 	return &s, nil
-}
-
-// removeStateDir removes a dead container's state; a process of the container that was
-// still exiting may write there once more, so the removal is checked and repeated briefly.
-func removeStateDir(dir string) {
-	for i := 0; i < 10; i++ {
-		os.RemoveAll(dir)
-		time.Sleep(20 * time.Millisecond)
-		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-			return
-		}
-	}
 }

@@ -39,7 +39,11 @@ func TestShimCrash(t *testing.T) {
 				t.Errorf("container init %d survived its shim's crash", initPid)
 			}
 			ctrOK(t, env, "container", "rm", "cr")
-			if _, err := os.Stat(filepath.Join("/run/lxcri", env.Namespace, "cr")); err == nil {
+			stateDir := filepath.Join("/run/lxcri", env.Namespace, "cr")
+			for _, err := os.Stat(stateDir); err == nil && time.Now().Before(deadline); _, err = os.Stat(stateDir) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if _, err := os.Stat(stateDir); err == nil {
 				t.Errorf("state of the crashed container left behind")
 			}
 			assertHealthyAndClean(t, env)
