@@ -34,6 +34,15 @@ import (
 
 var empty = &ptypes.Empty{}
 
+// oomCatchUp bounds how long an init's exit waits for OOM events the kernel counted.
+const oomCatchUp = 2 * time.Second
+
+// oomCounter is what a container may offer to say how many OOM kills its cgroup saw since
+// it was created (ok false when it cannot tell, e.g. the cgroup is gone).
+type oomCounter interface {
+	OOMCount() (uint64, bool)
+}
+
 // service implements containerd's task API v3 for every container of one shim process.
 // Errors from lower layers carry errdefs sentinels and are converted to gRPC codes here,
 // once, on the way out of each RPC.
@@ -220,7 +229,9 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 // watchInit publishes OOM events while the container lives, then its init's exit once
 // every exec's exit is out, OOM events first.
 func (s *service) watchInit(t *containerTask, oom <-chan struct{}) {
+	var published uint64
 	publishOOM := func() {
+		published++
 		s.events.send(&eventstypes.TaskOOM{ContainerID: t.id})
 	}
 	for done := false; !done; {
@@ -246,6 +257,29 @@ func (s *service) watchInit(t *containerTask, oom <-chan struct{}) {
 			publishOOM()
 		default:
 			drained = true
+		}
+	}
+	// A backend that can count the kills lets the events still on their way out first
+	// (TaskOOM before TaskExit), and stands in for those its watch missed.
+	if oc, ok := t.container.(oomCounter); ok {
+		if n, ok := oc.OOMCount(); ok {
+			deadline := time.After(oomCatchUp)
+			for published < n {
+				if oom == nil {
+					publishOOM()
+					continue
+				}
+				select {
+				case _, ok := <-oom:
+					if !ok {
+						oom = nil
+						continue
+					}
+					publishOOM()
+				case <-deadline:
+					oom = nil
+				}
+			}
 		}
 	}
 	<-t.initEnded()

@@ -158,6 +158,19 @@ func (c *container) OOM() <-chan struct{} {
 	return ch
 }
 
+// OOMCount is the number of OOM kills in the container's memory cgroup; the CLI keeps the
+// cgroup until delete, so it is readable after the init's exit.
+func (c *container) OOMCount() (uint64, bool) {
+	c.mu.Lock()
+	cg := c.cg
+	c.mu.Unlock()
+	if cg == nil {
+		return 0, false
+	}
+	n, err := cg.OOMKilled()
+	return n, err == nil
+}
+
 func (c *container) Delete(ctx context.Context, force bool) error {
 	err := c.cli.Delete(ctx, c.id, &runc.DeleteOpts{Force: force})
 	if err != nil && !isNotExist(err) {
