@@ -323,19 +323,27 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (_ *taskAP
 	}
 	if r.ExecID == "" {
 		if err := t.container.Start(ctx); err != nil {
+			// Still a created task: Delete must be able to force-remove it.
+			p.unmarkStarted()
 			return nil, err
 		}
 		s.events.send(&eventstypes.TaskStart{ContainerID: r.ID, Pid: uint32(p.Pid())})
 		return &taskAPI.StartResponse{Pid: uint32(p.Pid())}, nil
 	}
 	if !t.init.wasStarted() || t.init.exited() {
+		p.unmarkStarted()
 		return nil, fmt.Errorf("task %q is not running: %w", r.ID, errdefs.ErrFailedPrecondition)
 	}
 	if err := t.execStarting(); err != nil {
+		p.unmarkStarted()
 		return nil, err
 	}
 	if err := p.Start(ctx); err != nil {
 		t.execEnded()
+		// The exec never ran: drop its record and release its stdio now, or a later
+		// Delete would find it "still running" for ever.
+		t.removeExec(r.ExecID)
+		p.Delete(ctx)
 		return nil, err
 	}
 	go s.watchExec(t, p)

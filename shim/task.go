@@ -32,6 +32,13 @@ func (p *proc) markStarted() error {
 	return nil
 }
 
+// unmarkStarted undoes markStarted after a start that failed.
+func (p *proc) unmarkStarted() {
+	p.mu.Lock()
+	p.started = false
+	p.mu.Unlock()
+}
+
 func (p *proc) wasStarted() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()

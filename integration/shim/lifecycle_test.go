@@ -57,6 +57,15 @@ func TestExec(t *testing.T) {
 				t.Fatal("exec reading stdin did not end when stdin closed")
 			}
 
+
+			// An exec whose program does not exist fails to start, and leaves nothing behind:
+			// its id is free again and the task still works.
+			if _, _, code := env.Ctr("task", "exec", "--exec-id", "e6", "ex", "/no/such/program"); code == 0 {
+				t.Errorf("exec of a missing program succeeded")
+			}
+			if out, errOut, code := env.Ctr("task", "exec", "--exec-id", "e6", "ex", "echo", "again"); code != 0 || out != "again\n" {
+				t.Errorf("exec with the id of a failed exec: exit %d %q %s", code, out, errOut)
+			}
 		})
 	}
 }
