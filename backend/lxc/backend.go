@@ -151,6 +151,9 @@ func (b *backend) Create(ctx context.Context, req *runtime.CreateRequest) (_ run
 	if err != nil {
 		return nil, err
 	}
+	if err := createMountPoints(res.MountPoints); err != nil {
+		return nil, err
+	}
 	if err := checkHostLSM(req.Spec); err != nil {
 		return nil, err
 	}
@@ -171,7 +174,11 @@ func (b *backend) Create(ctx context.Context, req *runtime.CreateRequest) (_ run
 		}
 	}
 	cfgPath := filepath.Join(req.StateDir, configFile)
-	if err := os.WriteFile(cfgPath, res.Render(), 0o644); err != nil {
+	cfg, err := res.Render()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
 		return nil, fmt.Errorf("write LXC configuration: %w", err)
 	}
 	// Let liblxc parse the configuration now, so that a bad one fails Create rather than

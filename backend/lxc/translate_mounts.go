@@ -40,19 +40,13 @@ var lxcDevptsOptions = map[string]bool{
 	"mode=0620": true, "mode=620": true, "gid=5": true, "rw": true,
 }
 
-// fstabEscape escapes a field of an fstab line the way getmntent(3) decodes it.
-func fstabEscape(s string) string {
-	r := strings.NewReplacer(`\`, `\134`, " ", `\040`, "\t", `\011`, "\n", `\012`)
-	return r.Replace(s)
-}
-
 // cleanTarget checks a mount destination and returns it relative to the rootfs.
 func cleanTarget(field, dst string) (string, error) {
 	if dst == "" || !path.IsAbs(dst) {
 		return "", fieldErr(field, "%q is not an absolute path", dst)
 	}
-	if strings.ContainsRune(dst, 0) {
-		return "", fieldErr(field, "contains NUL")
+	if err := mountField(field, dst); err != nil {
+		return "", err
 	}
 	rel := strings.TrimPrefix(path.Clean(dst), "/")
 	if rel == "" {
@@ -70,6 +64,8 @@ func (t *translator) stat(p string) (fs.FileMode, error) {
 
 func (t *translator) mounts() error {
 	devpts := false
+	// The mounts so far, for mountPoint: liblxc's autodev tmpfs on /dev comes first.
+	done := []mounted{{target: "dev", kind: freshMount}}
 	for i, m := range t.spec.Mounts {
 		f := fmt.Sprintf("mounts[%d]", i)
 		target, err := cleanTarget(f+".destination", m.Destination)
@@ -91,7 +87,7 @@ func (t *translator) mounts() error {
 			if what, bad := unsupportedMountOptions[o]; bad {
 				return fieldErr(of, "%q (%s) is not supported by LXC", o, what)
 			}
-			if o == "" || strings.ContainsAny(o, ", \t\n\x00") {
+			if o == "" || strings.ContainsAny(o, ", \t\n\r\x00") {
 				return fieldErr(of, "invalid mount option %q", o)
 			}
 			if !lxcMountFlags[o] && bind {
@@ -106,7 +102,7 @@ func (t *translator) mounts() error {
 		if typ == "" {
 			return fieldErr(f+".type", "missing filesystem type")
 		}
-		if strings.ContainsAny(typ, " \t\n\x00") {
+		if strings.ContainsAny(typ, " \t\n\r\x00") {
 			return fieldErr(f+".type", "invalid filesystem type %q", typ)
 		}
 
@@ -128,7 +124,10 @@ func (t *translator) mounts() error {
 					return fieldErr(fmt.Sprintf("%s.options[%d]", f, j), "option %q of a cgroup mount is not supported by LXC", o)
 				}
 			}
-			t.r.Items = append(t.r.Items, Item{"lxc.mount.auto", "cgroup:" + mode + ":force"})
+			if err := t.add(f, "lxc.mount.auto", "cgroup:"+mode+":force"); err != nil {
+				return err
+			}
+			done = append(done, mounted{target: target, kind: kernelMount})
 			continue
 		case "devpts":
 			if path.Clean(m.Destination) == "/dev/pts" && !devpts {
@@ -141,8 +140,11 @@ func (t *translator) mounts() error {
 				if std {
 					// liblxc mounts a new devpts instance there itself, with these very
 					// options, and makes /dev/ptmx point into it.
-					t.r.Items = append(t.r.Items, Item{"lxc.pty.max", "1024"})
+					if err := t.add(f, "lxc.pty.max", "1024"); err != nil {
+						return err
+					}
 					devpts = true
+					done = append(done, mounted{target: target, kind: freshMount})
 					continue
 				}
 			}
@@ -152,6 +154,7 @@ func (t *translator) mounts() error {
 			t.ptmx = true // liblxc makes /dev/ptmx only for its own devpts
 		}
 		src := m.Source
+		dir := true
 		if bind {
 			if src == "" {
 				return fieldErr(f+".source", "a bind mount needs a source")
@@ -159,29 +162,35 @@ func (t *translator) mounts() error {
 			if !path.IsAbs(src) {
 				src = path.Join(t.o.Bundle, src)
 			}
+			if err := mountField(f+".source", src); err != nil {
+				return err
+			}
 			mode, err := t.stat(src)
 			if err != nil {
 				return fieldErr(f+".source", "%v", err)
 			}
-			if mode.IsDir() {
-				opts = append(opts, "create=dir")
-			} else {
-				opts = append(opts, "create=file")
-			}
-		} else {
-			if src == "" {
-				src = "none"
-			}
-			opts = append(opts, "create=dir")
+			dir = mode.IsDir()
+		} else if src == "" {
+			src = "none"
 		}
-		if strings.ContainsRune(src, 0) {
-			return fieldErr(f+".source", "contains NUL")
+		if err := mountField(f+".source", src); err != nil {
+			return err
 		}
-		entry := fmt.Sprintf("%s %s %s %s 0 0", fstabEscape(src), fstabEscape(target), typ, strings.Join(opts, ","))
-		t.r.Items = append(t.r.Items, Item{"lxc.mount.entry", entry})
+		opts = append(opts, t.mountPoint(f, done, target, dir)...)
+		if err := t.add(f, "lxc.mount.entry", mountEntry(src, target, typ, opts)); err != nil {
+			return err
+		}
+		kind := otherMount
+		switch {
+		case bind:
+			kind = bindMount
+		case freshFilesystems[typ]:
+			kind = freshMount
+		}
+		done = append(done, mounted{target: target, kind: kind, source: src})
 	}
 	if !devpts {
-		t.r.Items = append(t.r.Items, Item{"lxc.pty.max", "0"})
+		return t.add("mounts", "lxc.pty.max", "0")
 	}
 	return nil
 }
@@ -207,10 +216,12 @@ func (t *translator) maskedReadonly() error {
 		if err != nil {
 			continue // nothing there to mask
 		}
+		entry := mountEntry("/dev/null", target, "none", []string{"bind"})
 		if mode.IsDir() {
-			t.r.Items = append(t.r.Items, Item{"lxc.mount.entry", fmt.Sprintf("tmpfs %s tmpfs ro,nosuid,nodev,noexec 0 0", fstabEscape(target))})
-		} else {
-			t.r.Items = append(t.r.Items, Item{"lxc.mount.entry", fmt.Sprintf("/dev/null %s none bind 0 0", fstabEscape(target))})
+			entry = mountEntry("tmpfs", target, "tmpfs", []string{"ro", "nosuid", "nodev", "noexec"})
+		}
+		if err := t.add(f, "lxc.mount.entry", entry); err != nil {
+			return err
 		}
 	}
 	for i, p := range l.ReadonlyPaths {
@@ -222,7 +233,9 @@ func (t *translator) maskedReadonly() error {
 		if _, err := t.stat(t.hostPath(path.Clean(p))); err != nil {
 			continue
 		}
-		t.r.Items = append(t.r.Items, Item{"lxc.mount.entry", fmt.Sprintf("%s %s none rbind,ro,relative 0 0", fstabEscape(target), fstabEscape(target))})
+		if err := t.add(f, "lxc.mount.entry", mountEntry(target, target, "none", []string{"rbind", "ro", "relative"})); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -257,6 +270,9 @@ func (t *translator) devices() error {
 		if d.GID != nil {
 			gid = *d.GID
 		}
+		if strings.ContainsAny(target, "\n") {
+			return fieldErr(f+".path", "%q contains a line break", d.Path)
+		}
 		specsArgs = append(specsArgs, fmt.Sprintf("%s:%d:%d:%o:%d:%d:/%s", typ, d.Major, d.Minor, mode, uid, gid, target))
 	}
 	if t.ptmx {
@@ -265,8 +281,5 @@ func (t *translator) devices() error {
 	if len(specsArgs) == 0 {
 		return nil
 	}
-	if t.o.Helper == "" {
-		return fieldErr("linux.devices", "creating device nodes needs the lxcri-start helper")
-	}
-	return t.add("linux.devices", "lxc.hook.autodev", hookCommand(t.o.Helper, append([]string{"devices"}, specsArgs...)...))
+	return t.addHook("linux.devices", "autodev", append([]string{"devices"}, specsArgs...)...)
 }

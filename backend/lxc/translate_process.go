@@ -178,7 +178,9 @@ func (t *translator) process() error {
 	if !p.Terminal {
 		// The init's stdio is the helper's; with a terminal, liblxc's console (a pty of
 		// the container's devpts, relayed to the helper's terminal) is.
-		t.r.Items = append(t.r.Items, Item{"lxc.console.path", "none"})
+		if err := t.add("process.terminal", "lxc.console.path", "none"); err != nil {
+			return err
+		}
 	}
 	t.r.Init.ConsoleSize = p.ConsoleSize
 	t.r.Init.Umask = 0o022
@@ -188,16 +190,20 @@ func (t *translator) process() error {
 	if err := t.add("process.cwd", "lxc.init.cwd", p.Cwd); err != nil {
 		return err
 	}
-	t.r.Items = append(t.r.Items,
-		Item{"lxc.init.uid", strconv.FormatUint(uint64(p.User.UID), 10)},
-		Item{"lxc.init.gid", strconv.FormatUint(uint64(p.User.GID), 10)},
-	)
+	if err := t.add("process.user.uid", "lxc.init.uid", strconv.FormatUint(uint64(p.User.UID), 10)); err != nil {
+		return err
+	}
+	if err := t.add("process.user.gid", "lxc.init.gid", strconv.FormatUint(uint64(p.User.GID), 10)); err != nil {
+		return err
+	}
 	if len(p.User.AdditionalGids) > 0 {
 		gids := make([]string, len(p.User.AdditionalGids))
 		for i, g := range p.User.AdditionalGids {
 			gids[i] = strconv.FormatUint(uint64(g), 10)
 		}
-		t.r.Items = append(t.r.Items, Item{"lxc.init.groups", strings.Join(gids, ",")})
+		if err := t.add("process.user.additionalGids", "lxc.init.groups", strings.Join(gids, ",")); err != nil {
+			return err
+		}
 	}
 
 	for i, r := range p.Rlimits {
@@ -206,45 +212,55 @@ func (t *translator) process() error {
 			return err
 		}
 		name := strings.ToLower(strings.TrimPrefix(r.Type, "RLIMIT_"))
-		t.r.Items = append(t.r.Items, Item{"lxc.prlimit." + name, rlimitValue(r.Soft) + ":" + rlimitValue(r.Hard)})
-	}
-
-	if p.Capabilities != nil {
-		caps, err := parseCaps("process.capabilities", p.Capabilities)
-		if err != nil {
+		if err := t.add(f, "lxc.prlimit."+name, rlimitValue(r.Soft)+":"+rlimitValue(r.Hard)); err != nil {
 			return err
 		}
-		// liblxc keeps the bounding set; as root the init execs with permitted = effective =
-		// bounding | inheritable (the kernel's rule for root, as under runc); a non-root
-		// init loses every capability at exec unless ambient, which liblxc clears.
-		if keep := capList(caps.Bounding); len(keep) > 0 {
-			t.r.Items = append(t.r.Items, Item{"lxc.cap.keep", strings.Join(keep, " ")})
-		} else {
-			t.r.Items = append(t.r.Items, Item{"lxc.cap.keep", "none"})
+	}
+
+	// No capabilities in the spec means none, as under runc (liblxc alone would keep all).
+	var caps Caps
+	if p.Capabilities != nil {
+		var err error
+		if caps, err = parseCaps("process.capabilities", p.Capabilities); err != nil {
+			return err
 		}
-		if caps.Inheritable&^caps.Bounding != 0 {
-			return fieldErr("process.capabilities.inheritable", "%s not in the bounding set", strings.Join(capList(caps.Inheritable&^caps.Bounding), ","))
-		}
-		t.r.Init.CapInheritable = caps.Inheritable
-		if caps.Ambient != 0 && p.User.UID != 0 {
-			return fieldErr("process.capabilities.ambient", "liblxc clears ambient capabilities of a non-root init (%s)", strings.Join(capList(caps.Ambient), ","))
-		}
-		if p.User.UID == 0 {
-			for _, s := range []struct {
-				name string
-				m    uint64
-			}{{"effective", caps.Effective}, {"permitted", caps.Permitted}, {"ambient", caps.Ambient}} {
-				if s.m&^caps.Bounding != 0 {
-					return fieldErr("process.capabilities."+s.name, "%s not in the bounding set", strings.Join(capList(s.m&^caps.Bounding), ","))
-				}
+	}
+	// liblxc keeps the bounding set; as root the init execs with permitted = effective =
+	// bounding | inheritable (the kernel's rule for root, as under runc); a non-root
+	// init loses every capability at exec unless ambient, which liblxc clears.
+	keep := "none"
+	if names := capList(caps.Bounding); len(names) > 0 {
+		keep = strings.Join(names, " ")
+	}
+	if err := t.add("process.capabilities.bounding", "lxc.cap.keep", keep); err != nil {
+		return err
+	}
+	if caps.Inheritable&^caps.Bounding != 0 {
+		return fieldErr("process.capabilities.inheritable", "%s not in the bounding set", strings.Join(capList(caps.Inheritable&^caps.Bounding), ","))
+	}
+	t.r.Init.CapInheritable = caps.Inheritable
+	if caps.Ambient != 0 && p.User.UID != 0 {
+		return fieldErr("process.capabilities.ambient", "liblxc clears ambient capabilities of a non-root init (%s)", strings.Join(capList(caps.Ambient), ","))
+	}
+	if p.User.UID == 0 {
+		for _, s := range []struct {
+			name string
+			m    uint64
+		}{{"effective", caps.Effective}, {"permitted", caps.Permitted}, {"ambient", caps.Ambient}} {
+			if s.m&^caps.Bounding != 0 {
+				return fieldErr("process.capabilities."+s.name, "%s not in the bounding set", strings.Join(capList(s.m&^caps.Bounding), ","))
 			}
 		}
 	}
 	if p.NoNewPrivileges {
-		t.r.Items = append(t.r.Items, Item{"lxc.no_new_privs", "1"})
+		if err := t.add("process.noNewPrivileges", "lxc.no_new_privs", "1"); err != nil {
+			return err
+		}
 	}
 	if p.OOMScoreAdj != nil {
-		t.r.Items = append(t.r.Items, Item{"lxc.proc.oom_score_adj", strconv.Itoa(*p.OOMScoreAdj)})
+		if err := t.add("process.oomScoreAdj", "lxc.proc.oom_score_adj", strconv.Itoa(*p.OOMScoreAdj)); err != nil {
+			return err
+		}
 	}
 	profile := p.ApparmorProfile
 	if profile == "" {

@@ -27,17 +27,13 @@ func (t *translator) cgroups() error {
 	if clean == "" {
 		return fieldErr("linux.cgroupsPath", "%q is the root cgroup", p)
 	}
-	if err := checkValue(clean); err != nil || strings.ContainsAny(clean, " \t") {
+	if strings.ContainsAny(clean, " \t") {
 		return fieldErr("linux.cgroupsPath", "invalid cgroup path %q", p)
 	}
 	t.r.CgroupPath = clean
-	name := t.o.Name
-	if t.o.Namespace != "" {
-		name = t.o.Namespace + "-" + t.o.Name
-	}
-	t.r.MonitorCgroupPath = MonitorCgroupRoot + "/" + name
+	t.r.MonitorCgroupPath = MonitorCgroupRoot + "/" + monitorName(t.o.Namespace, t.o.Name)
 	t.r.MonitorPivotPath = MonitorCgroupRoot
-	if err := t.add("(name)", "lxc.cgroup.dir.container", clean); err != nil {
+	if err := t.add("linux.cgroupsPath", "lxc.cgroup.dir.container", clean); err != nil {
 		return err
 	}
 	if err := t.add("(name)", "lxc.cgroup.dir.monitor", t.r.MonitorCgroupPath); err != nil {
@@ -58,10 +54,18 @@ func (t *translator) cg(field, controller, file, value string) error {
 
 var pageSizeRe = regexp.MustCompile(`^[0-9]+[KMGTP]?B$`)
 
+// monitorName is the monitor's cgroup under MonitorCgroupRoot. namespace and name are
+// containerd identifiers (checked by checkNames): runs of letters and digits joined by
+// single '.', '_' or '-', so "--" occurs in neither and the name is the pair's alone.
+func monitorName(namespace, name string) string {
+	return namespace + "--" + name
+}
+
 func (t *translator) resources() error {
 	r := t.spec.Linux.Resources
 	if r == nil {
-		return nil
+		// No resources: no devices either, which means runc's defaults.
+		r = &specs.LinuxResources{}
 	}
 	steps := []func(*specs.LinuxResources) error{
 		t.deviceRules, t.memory, t.cpu, t.pids, t.blockIO, t.hugepages, t.network, t.rdma, t.unified,
@@ -99,11 +103,16 @@ func (t *translator) deviceRules(r *specs.LinuxResources) error {
 			return err
 		}
 	}
-	if len(r.Devices) > 0 {
-		for _, rule := range defaultDeviceRules {
-			if err := t.cg("linux.resources.devices", "devices", "allow", rule); err != nil {
-				return err
-			}
+	if len(r.Devices) == 0 {
+		// No rules at all is runc's deny-all plus the default allowlist, not liblxc's
+		// allow-all.
+		if err := t.cg("linux.resources.devices", "devices", "deny", "a"); err != nil {
+			return err
+		}
+	}
+	for _, rule := range defaultDeviceRules {
+		if err := t.cg("linux.resources.devices", "devices", "allow", rule); err != nil {
+			return err
 		}
 	}
 	return nil

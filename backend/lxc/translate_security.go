@@ -28,12 +28,7 @@ func (t *translator) hasNS(ns specs.LinuxNamespaceType) bool {
 // lxc.sysctl writes them inside the container after the mounts, when linux.readonlyPaths
 // has made /proc/sys read-only; runc writes them before.)
 func (t *translator) sysctl() error {
-	var args []string
-	defer func() {
-		if len(args) > 0 {
-			t.r.Items = append(t.r.Items, Item{"lxc.hook.start-host", hookCommand(t.o.Helper, append([]string{"sysctl"}, args...)...)})
-		}
-	}()
+	args := []string{"sysctl"}
 	for _, k := range sortedKeys(t.spec.Linux.Sysctl) {
 		f := keyField("linux.sysctl", k)
 		v := t.spec.Linux.Sysctl[k]
@@ -65,7 +60,7 @@ func (t *translator) sysctl() error {
 		default:
 			return fieldErr(f, "%q is not namespaced: it would change the host's setting", k)
 		}
-		if strings.ContainsAny(v, "\x00\n") {
+		if strings.ContainsAny(v, "\x00\n\r") {
 			return fieldErr(f, "value %q contains a line break or NUL", v)
 		}
 		if t.o.Helper == "" {
@@ -73,7 +68,11 @@ func (t *translator) sysctl() error {
 		}
 		args = append(args, key+"="+v)
 	}
-	return nil
+	if len(args) == 1 {
+		return nil
+	}
+	// One hook for all: the names and values are its shell-quoted arguments.
+	return t.addHook("linux.sysctl", "start-host", args...)
 }
 
 var seccompArchs = map[specs.Arch]string{
@@ -314,7 +313,7 @@ func (t *translator) hooks() error {
 			}
 			p := path.Join(t.o.Dir, "hooks", fmt.Sprintf("%s-%d", k.name, i))
 			t.r.Files = append(t.r.Files, File{Path: p, Data: hookFile(hk, state), Mode: 0o600})
-			if err := t.add(f, "lxc.hook."+k.lxc, hookCommand(t.o.Helper, "oci-hook", p)); err != nil {
+			if err := t.addHook(f, k.lxc, "oci-hook", p); err != nil {
 				return err
 			}
 		}

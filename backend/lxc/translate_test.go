@@ -64,8 +64,16 @@ func renderResult(r *Result, err error) []byte {
 		}
 		return b.Bytes()
 	}
+	cfg, err := r.Render()
+	if err != nil {
+		fmt.Fprintf(&b, "== render error\n%s\n", err)
+		return b.Bytes()
+	}
 	b.WriteString("== config\n")
-	b.Write(r.Render())
+	b.Write(cfg)
+	for _, mp := range r.MountPoints {
+		fmt.Fprintf(&b, "== mount point %s: %s in %s (dir %v)\n", mp.Field, mp.Rel, mp.Base, mp.Dir)
+	}
 	b.WriteString("== init\n")
 	args, _ := json.Marshal(r.Init.Args)
 	env, _ := json.Marshal(r.Init.Env)
@@ -325,7 +333,7 @@ func FuzzTranslate(f *testing.F) {
 			return
 		}
 		// Whatever is accepted renders as one line per item.
-		for _, it := range r.Items {
+		for _, it := range r.Items() {
 			if strings.ContainsAny(it.Key+it.Value, "\n\r\x00") || strings.TrimSpace(it.Value) != it.Value {
 				t.Fatalf("item %q = %q cannot be written as one configuration line", it.Key, it.Value)
 			}
