@@ -267,7 +267,9 @@ func (t *translator) namespaces() error {
 		return fieldErr("linux", "missing: the lxc backend needs at least a mount namespace")
 	}
 	seen := map[specs.LinuxNamespaceType]bool{}
+	index := map[specs.LinuxNamespaceType]int{}
 	for i, ns := range l.Namespaces {
+		index[ns.Type] = i
 		f := fmt.Sprintf("linux.namespaces[%d]", i)
 		if _, ok := nsNames[ns.Type]; !ok {
 			return fieldErr(f+".type", "unknown namespace type %q", ns.Type)
@@ -302,7 +304,8 @@ func (t *translator) namespaces() error {
 	}
 	for _, ns := range nsOrder {
 		if p, ok := t.shared[ns]; ok {
-			if err := t.add("linux.namespaces", "lxc.namespace.share."+nsNames[ns], p); err != nil {
+			f := fmt.Sprintf("linux.namespaces[%d].path", index[ns])
+			if err := t.add(f, "lxc.namespace.share."+nsNames[ns], p); err != nil {
 				return err
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 
@@ -75,15 +76,6 @@ func (t *translator) sysctl() error {
 	return t.addHook("linux.sysctl", "start-host", args...)
 }
 
-var seccompArchs = map[specs.Arch]string{
-	specs.ArchX86: "x86", specs.ArchX86_64: "x86_64", specs.ArchX32: "x32",
-	specs.ArchARM: "arm", specs.ArchAARCH64: "arm64",
-	specs.ArchMIPS: "mips", specs.ArchMIPS64: "mips64", specs.ArchMIPS64N32: "mips64n32",
-	specs.ArchMIPSEL: "mipsel", specs.ArchMIPSEL64: "mipsel64", specs.ArchMIPSEL64N32: "mipsel64n32",
-	specs.ArchPPC: "ppc", specs.ArchPPC64: "ppc64", specs.ArchPPC64LE: "ppc64le",
-	specs.ArchS390: "s390", specs.ArchS390X: "s390x",
-}
-
 var seccompOps = map[specs.LinuxSeccompOperator]bool{
 	specs.OpNotEqual: true, specs.OpLessThan: true, specs.OpLessEqual: true, specs.OpEqualTo: true,
 	specs.OpGreaterEqual: true, specs.OpGreaterThan: true, specs.OpMaskedEqual: true,
@@ -93,7 +85,7 @@ var syscallNameRe = regexp.MustCompile(`^[a-z0-9_]+$`)
 
 const ePERM = 1
 
-func seccompAction(field string, a specs.LinuxSeccompAction, errno *uint, defErrno uint) (string, error) {
+func seccompAction(field string, a specs.LinuxSeccompAction, errno *uint) (string, error) {
 	switch a {
 	case specs.ActAllow:
 		return "allow", nil
@@ -102,7 +94,7 @@ func seccompAction(field string, a specs.LinuxSeccompAction, errno *uint, defErr
 	case specs.ActTrap:
 		return "trap", nil
 	case specs.ActErrno:
-		e := defErrno
+		e := uint(ePERM)
 		if errno != nil {
 			e = *errno
 		}
@@ -118,8 +110,75 @@ func seccompAction(field string, a specs.LinuxSeccompAction, errno *uint, defErr
 	return "", fieldErr(field, "unknown seccomp action %q", a)
 }
 
-// SeccompPolicy renders an OCI seccomp configuration as an LXC (version 2) policy.
+// seccompSections are LXC's policy sections for the architectures it knows by name.
+var seccompSections = map[specs.Arch]string{
+	specs.ArchX86: "x86", specs.ArchX86_64: "x86_64", specs.ArchX32: "x32",
+	specs.ArchARM: "arm", specs.ArchAARCH64: "arm64",
+	specs.ArchPPC: "ppc", specs.ArchPPC64: "ppc64", specs.ArchPPC64LE: "ppc64le",
+	specs.ArchMIPS: "mips", specs.ArchMIPS64: "mips64", specs.ArchMIPS64N32: "mips64n32",
+	specs.ArchMIPSEL: "mipsel", specs.ArchMIPSEL64: "mipsel64", specs.ArchMIPSEL64N32: "mipsel64n32",
+	specs.ArchS390: "s390", specs.ArchS390X: "s390x",
+}
+
+// lxcSeccompContexts are the architectures liblxc 5 filters on a host of each GOARCH
+// (src/lxc/seccomp.c: parse_config_v2): the native one and its compat ones, whatever
+// the policy says.
+var lxcSeccompContexts = map[string][]specs.Arch{
+	"amd64":    {specs.ArchX86_64, specs.ArchX86, specs.ArchX32},
+	"arm64":    {specs.ArchAARCH64, specs.ArchARM},
+	"ppc64le":  {specs.ArchPPC64LE},
+	"s390x":    {specs.ArchS390X},
+	"mips64":   {specs.ArchMIPS64, specs.ArchMIPS64N32, specs.ArchMIPS},
+	"mips64le": {specs.ArchMIPSEL64, specs.ArchMIPSEL64N32, specs.ArchMIPSEL},
+}
+
+// SeccompPolicy renders an OCI seccomp configuration as an LXC (version 2) policy for
+// this host's architecture.
 func SeccompPolicy(s *specs.LinuxSeccomp) ([]byte, error) {
+	return seccompPolicy(s, goruntime.GOARCH)
+}
+
+// seccompSectionsFor says under which policy sections the rules go. liblxc filters the
+// native architecture and its compat ones (lxcSeccompContexts) in any case: rules under
+// [all] apply to each of them. When the spec lists architectures, a context it leaves
+// out gets no rules, only the default action, which must then deny (runc's filter would
+// kill a call of an architecture it was not given).
+func seccompSectionsFor(s *specs.LinuxSeccomp, goarch, def string) ([]string, error) {
+	const f = "linux.seccomp.architectures"
+	listed := map[specs.Arch]bool{}
+	for i, a := range s.Architectures {
+		if _, ok := seccompSections[a]; !ok {
+			return nil, fieldErr(fmt.Sprintf("%s[%d]", f, i), "unknown architecture %q", a)
+		}
+		listed[a] = true
+	}
+	if len(s.Architectures) == 0 {
+		return []string{"all"}, nil
+	}
+	contexts, ok := lxcSeccompContexts[goarch]
+	if !ok {
+		return nil, fieldErr(f, "LXC's seccomp architectures on a %s host are not known to lxcri", goarch)
+	}
+	var sections, missing []string
+	for _, a := range contexts {
+		if listed[a] {
+			sections = append(sections, seccompSections[a])
+		} else {
+			missing = append(missing, string(a))
+		}
+	}
+	switch {
+	case len(missing) == 0:
+		return []string{"all"}, nil
+	case len(sections) == 0:
+		return nil, fieldErr(f, "none of the architectures LXC filters on this host (%s) is listed", strings.Join(missing, ", "))
+	case def == "allow":
+		return nil, fieldErr(f, "LXC also filters %s on this host, which the spec leaves out: with the default action allow, their system calls would not be filtered at all", strings.Join(missing, ", "))
+	}
+	return sections, nil
+}
+
+func seccompPolicy(s *specs.LinuxSeccomp, goarch string) ([]byte, error) {
 	const f = "linux.seccomp"
 	if s.ListenerPath != "" || s.ListenerMetadata != "" {
 		return nil, fieldErr(f+".listenerPath", "seccomp notification listeners are not supported by the lxc backend")
@@ -127,64 +186,27 @@ func SeccompPolicy(s *specs.LinuxSeccomp) ([]byte, error) {
 	for i, fl := range s.Flags {
 		return nil, fieldErr(fmt.Sprintf("%s.flags[%d]", f, i), "seccomp filter flag %s is not supported by LXC", fl)
 	}
-	for i, a := range s.Architectures {
-		if _, ok := seccompArchs[a]; !ok {
-			return nil, fieldErr(fmt.Sprintf("%s.architectures[%d]", f, i), "unknown architecture %q", a)
-		}
-	}
-	defErrno := uint(ePERM)
-	if s.DefaultErrnoRet != nil {
-		defErrno = *s.DefaultErrnoRet
-	}
-	def, err := seccompAction(f+".defaultAction", s.DefaultAction, s.DefaultErrnoRet, ePERM)
+	def, err := seccompAction(f+".defaultAction", s.DefaultAction, s.DefaultErrnoRet)
 	if err != nil {
 		return nil, err
 	}
-	var b bytes.Buffer
-	b.WriteString("2\n")
-	// Every rule states its action; the policy line only sets the default.
-	fmt.Fprintf(&b, "allowlist %s\n", def)
-	b.WriteString("# architectures: LXC adds the host's native and compat ones itself\n")
-	b.WriteString("[all]\n")
+	if s.DefaultErrnoRet != nil && s.DefaultAction != specs.ActErrno {
+		return nil, fieldErr(f+".defaultErrnoRet", "defaultErrnoRet is only valid with SCMP_ACT_ERRNO")
+	}
+	sections, err := seccompSectionsFor(s, goarch, def)
+	if err != nil {
+		return nil, err
+	}
+	var rules bytes.Buffer
 	for i, sc := range s.Syscalls {
 		sf := fmt.Sprintf("%s.syscalls[%d]", f, i)
-		act, err := seccompAction(sf+".action", sc.Action, sc.ErrnoRet, defErrno)
+		// A rule's errno is its own errnoRet or EPERM, never the default action's (runc).
+		act, err := seccompAction(sf+".action", sc.Action, sc.ErrnoRet)
 		if err != nil {
 			return nil, err
 		}
 		if sc.ErrnoRet != nil && sc.Action != specs.ActErrno {
 			return nil, fieldErr(sf+".errnoRet", "errnoRet is only valid with SCMP_ACT_ERRNO")
-		}
-		// Conditions on the same argument cannot be ANDed in one libseccomp rule: like runc,
-		// such a rule becomes one rule per condition on that argument.
-		var groups [][]specs.LinuxSeccompArg
-		byIndex := map[uint][]specs.LinuxSeccompArg{}
-		var order []uint
-		for j, a := range sc.Args {
-			af := fmt.Sprintf("%s.args[%d]", sf, j)
-			if a.Index > 5 {
-				return nil, fieldErr(af+".index", "argument index %d above 5", a.Index)
-			}
-			if !seccompOps[a.Op] {
-				return nil, fieldErr(af+".op", "unknown operator %q", a.Op)
-			}
-			if _, ok := byIndex[a.Index]; !ok {
-				order = append(order, a.Index)
-			}
-			byIndex[a.Index] = append(byIndex[a.Index], a)
-		}
-		multi := false
-		for _, idx := range order {
-			if len(byIndex[idx]) > 1 {
-				multi = true
-			}
-		}
-		if multi {
-			for _, a := range sc.Args {
-				groups = append(groups, []specs.LinuxSeccompArg{a})
-			}
-		} else {
-			groups = [][]specs.LinuxSeccompArg{sc.Args}
 		}
 		if len(sc.Names) == 0 {
 			return nil, fieldErr(sf+".names", "no syscall names")
@@ -193,24 +215,72 @@ func SeccompPolicy(s *specs.LinuxSeccomp) ([]byte, error) {
 			if !syscallNameRe.MatchString(name) {
 				return nil, fieldErr(fmt.Sprintf("%s.names[%d]", sf, j), "invalid syscall name %q", name)
 			}
+		}
+		groups, err := seccompArgGroups(sf, sc.Args)
+		if err != nil {
+			return nil, err
+		}
+		if act == def {
+			// libseccomp refuses a rule whose action is the default one; runc skips it,
+			// as it changes nothing.
+			continue
+		}
+		for _, name := range sc.Names {
 			for _, g := range groups {
-				b.WriteString(name)
-				b.WriteByte(' ')
-				b.WriteString(act)
+				rules.WriteString(name)
+				rules.WriteByte(' ')
+				rules.WriteString(act)
 				for _, a := range g {
 					// LXC reads [index,value,op,mask] and for MASKED_EQ compares
 					// (arg & mask) == value; OCI's value is the mask, valueTwo the datum.
 					if a.Op == specs.OpMaskedEqual {
-						fmt.Fprintf(&b, " [%d,%d,%s,%d]", a.Index, a.ValueTwo, a.Op, a.Value)
+						fmt.Fprintf(&rules, " [%d,%d,%s,%d]", a.Index, a.ValueTwo, a.Op, a.Value)
 					} else {
-						fmt.Fprintf(&b, " [%d,%d,%s]", a.Index, a.Value, a.Op)
+						fmt.Fprintf(&rules, " [%d,%d,%s]", a.Index, a.Value, a.Op)
 					}
 				}
-				b.WriteByte('\n')
+				rules.WriteByte('\n')
 			}
 		}
 	}
+	var b bytes.Buffer
+	b.WriteString("2\n")
+	// Every rule states its action; the policy line only sets the default.
+	fmt.Fprintf(&b, "allowlist %s\n", def)
+	for _, sec := range sections {
+		fmt.Fprintf(&b, "[%s]\n", sec)
+		b.Write(rules.Bytes())
+	}
 	return b.Bytes(), nil
+}
+
+// seccompArgGroups checks a rule's argument conditions and groups them into libseccomp
+// rules: conditions on the same argument cannot be ANDed in one rule, so like runc such a
+// rule becomes one rule per condition.
+func seccompArgGroups(sf string, args []specs.LinuxSeccompArg) ([][]specs.LinuxSeccompArg, error) {
+	seen := map[uint]bool{}
+	multi := false
+	for j, a := range args {
+		af := fmt.Sprintf("%s.args[%d]", sf, j)
+		if a.Index > 5 {
+			return nil, fieldErr(af+".index", "argument index %d above 5", a.Index)
+		}
+		if !seccompOps[a.Op] {
+			return nil, fieldErr(af+".op", "unknown operator %q", a.Op)
+		}
+		if seen[a.Index] {
+			multi = true
+		}
+		seen[a.Index] = true
+	}
+	if !multi {
+		return [][]specs.LinuxSeccompArg{args}, nil
+	}
+	groups := make([][]specs.LinuxSeccompArg, len(args))
+	for i, a := range args {
+		groups[i] = []specs.LinuxSeccompArg{a}
+	}
+	return groups, nil
 }
 
 func (t *translator) seccomp() error {
