@@ -300,8 +300,9 @@ func TestTranslateV2Errors(t *testing.T) {
 // parenthesized pseudo-field.
 var fieldRe = regexp.MustCompile(`^(\([a-z ]+\)|[A-Za-z][A-Za-z0-9]*(\[[0-9]+\]|\["([^"\\]|\\.)*"\]|\.[A-Za-z0-9_][A-Za-z0-9_./:-]*)*)$`)
 
-// FuzzTranslate: Translate never panics on any spec JSON decodes to, and every error is
-// an InvalidArgument *FieldError naming a field.
+// FuzzTranslate: Translate never panics on any spec JSON decodes to, every error is an
+// InvalidArgument *FieldError naming a field, and liblxc reads an accepted spec's
+// configuration as exactly the items Translate meant.
 func FuzzTranslate(f *testing.F) {
 	inputs, _ := filepath.Glob("testdata/*.json")
 	for _, in := range inputs {
@@ -312,6 +313,19 @@ func FuzzTranslate(f *testing.F) {
 	}
 	f.Add([]byte(`{}`), false)
 	f.Add([]byte(`{"process":{"args":["x"],"cwd":"/"},"root":{"path":"r"},"linux":{"namespaces":[{"type":"mount"}]}}`), true)
+	// Every field that reaches the configuration, plain, with a line break and with the
+	// injection.
+	for _, c := range injectionCases() {
+		for _, payload := range []string{"x", "\nlxc.hook.mount=/bin/x", injection} {
+			s := baseSpec(f)
+			c.mutate(s, payload)
+			data, err := json.Marshal(s)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(data, false)
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte, v2 bool) {
 		var spec specs.Spec
 		if err := json.Unmarshal(data, &spec); err != nil {
@@ -321,7 +335,8 @@ func FuzzTranslate(f *testing.F) {
 		if v2 {
 			name = "fuzz-v2"
 		}
-		r, err := Translate(&spec, testOptions(name))
+		dir := t.TempDir()
+		r, err := Translate(&spec, loadOptions(name, dir))
 		if err != nil {
 			if !errors.Is(err, errdefs.ErrInvalidArgument) {
 				t.Fatalf("error %v is not InvalidArgument", err)
@@ -332,14 +347,11 @@ func FuzzTranslate(f *testing.F) {
 			}
 			return
 		}
-		// Whatever is accepted renders as one line per item.
-		for _, it := range r.Items() {
-			if strings.ContainsAny(it.Key+it.Value, "\n\r\x00") || strings.TrimSpace(it.Value) != it.Value {
-				t.Fatalf("item %q = %q cannot be written as one configuration line", it.Key, it.Value)
-			}
-		}
 		if len(r.Init.Args) == 0 {
 			t.Fatal("accepted a spec without process args")
 		}
+		// Whatever is accepted is read back by liblxc as exactly the items Translate
+		// meant, so no lxc.hook.* but Translate's.
+		checkLoadsAsMeant(t, dir, r)
 	})
 }
