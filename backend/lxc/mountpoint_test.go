@@ -189,3 +189,21 @@ func TestTranslateMountPoints(t *testing.T) {
 		t.Errorf("etc-link/nologin not made in the rootfs's etc: %v", err)
 	}
 }
+
+// TestTranslateMountEntryNoOptions: a mount without options gets "defaults", not an empty
+// field that would shift the ones after it.
+func TestTranslateMountEntryNoOptions(t *testing.T) {
+	s := baseSpec(t)
+	s.Mounts = append(s.Mounts, specs.Mount{Destination: "/x", Type: "tmpfs", Source: "tmpfs"})
+	r, err := Translate(s, testOptions("nooptions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := r.Get("lxc.mount.entry")
+	for _, e := range entries {
+		if e == "tmpfs x tmpfs defaults 0 0" {
+			return
+		}
+	}
+	t.Errorf("no entry %q in %q", "tmpfs x tmpfs defaults 0 0", entries)
+}

@@ -30,9 +30,14 @@ var unsupportedMountOptions = map[string]string{
 	"nosymfollow": "nosymfollow", "symfollow": "symfollow", "rnosymfollow": "recursive nosymfollow",
 	"rsymfollow": "recursive symfollow", "idmap": "idmapped mounts", "ridmap": "idmapped mounts",
 	"tmpcopyup": "tmpfs copy-up", "copy-symlink": "copy-symlink", "norbind": "norbind",
-	"create=dir": "an LXC-specific option", "create=file": "an LXC-specific option",
-	"optional": "an LXC-specific option", "relative": "an LXC-specific option",
 }
+
+// lxcMountOptionWords are liblxc's own mount options (src/lxc/conf.c:
+// lxc_mount_options_info). liblxc finds them with strstr anywhere in an entry's options,
+// so an option merely containing one (say "x-idmap=/proc/1/ns/user", which makes liblxc
+// open that path as the mount's user namespace) is taken for it: no spec option may
+// contain any of them.
+var lxcMountOptionWords = []string{"create=", "optional", "relative", "idmap="}
 
 // The devpts options liblxc uses itself for /dev/pts (src/lxc/conf.c: lxc_setup_devpts_child).
 var lxcDevptsOptions = map[string]bool{
@@ -86,6 +91,11 @@ func (t *translator) mounts() error {
 			of := fmt.Sprintf("%s.options[%d]", f, j)
 			if what, bad := unsupportedMountOptions[o]; bad {
 				return fieldErr(of, "%q (%s) is not supported by LXC", o, what)
+			}
+			for _, w := range lxcMountOptionWords {
+				if strings.Contains(o, w) {
+					return fieldErr(of, "%q holds %q, which liblxc would take for its own mount option", o, w)
+				}
 			}
 			if o == "" || strings.ContainsAny(o, ", \t\n\r\x00") {
 				return fieldErr(of, "invalid mount option %q", o)
@@ -175,6 +185,10 @@ func (t *translator) mounts() error {
 		}
 		if err := mountField(f+".source", src); err != nil {
 			return err
+		}
+		if strings.HasPrefix(src, "#") {
+			// getmntent would skip the whole entry as a comment.
+			return fieldErr(f+".source", "%q starts with '#', which makes the mount entry a comment", src)
 		}
 		opts = append(opts, t.mountPoint(f, done, target, dir)...)
 		if err := t.add(f, "lxc.mount.entry", mountEntry(src, target, typ, opts)); err != nil {

@@ -263,8 +263,12 @@ func (t *translator) process() error {
 		}
 	}
 	profile := p.ApparmorProfile
-	if profile == "" {
+	switch profile {
+	case "":
 		profile = "unconfined"
+	case "unchanged", "generated":
+		// liblxc's keywords: keep the monitor's profile, or generate one.
+		return fieldErr("process.apparmorProfile", "%q is a keyword of LXC, not a profile name", profile)
 	}
 	if err := t.add("process.apparmorProfile", "lxc.apparmor.profile", profile); err != nil {
 		return err

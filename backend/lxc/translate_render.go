@@ -120,8 +120,12 @@ func mountField(field, s string) error {
 	return nil
 }
 
-// mountEntry is the value of an lxc.mount.entry, every field fstab-escaped.
+// mountEntry is the value of an lxc.mount.entry, every field fstab-escaped. No options
+// are "defaults": an empty field would shift the fields after it.
 func mountEntry(src, target, typ string, opts []string) string {
+	if len(opts) == 0 {
+		opts = []string{"defaults"}
+	}
 	escaped := make([]string, len(opts))
 	for i, o := range opts {
 		escaped[i] = fstabEscape(o)

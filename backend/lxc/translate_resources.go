@@ -538,6 +538,11 @@ func (t *translator) unified(r *specs.LinuxResources) error {
 		if m == nil || strings.HasPrefix(k, "cgroup.") {
 			return fieldErr(f, "%q is not a cgroup v2 controller file LXC can set", k)
 		}
+		if m[1] == "devices" {
+			// cgroup v2 has no devices files: liblxc would take the key for a device
+			// rule of its own, past linux.resources.devices.
+			return fieldErr(f, "%q is not a cgroup v2 file; device rules belong in linux.resources.devices", k)
+		}
 		if !t.o.Cgroup.v2(m[1]) {
 			return fieldErr(f, "controller %q is not on the cgroup v2 hierarchy of this host", m[1])
 		}

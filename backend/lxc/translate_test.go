@@ -215,6 +215,11 @@ func TestTranslateErrors(t *testing.T) {
 		{"mounts[6].destination", func(s *specs.Spec) {
 			s.Mounts[6] = specs.Mount{Destination: "/cgroup", Type: "cgroup", Source: "cgroup"}
 		}},
+		{"mounts[6].options[0]", func(s *specs.Spec) { s.Mounts[6].Options[0] = "x-idmap=/proc/1/ns/user" }},
+		{"mounts[6].options[0]", func(s *specs.Spec) { s.Mounts[6].Options[0] = "nooptional" }},
+		{"mounts[6].options[0]", func(s *specs.Spec) { s.Mounts[6].Options[0] = "create=dir" }},
+		{"mounts[6].source", func(s *specs.Spec) { s.Mounts[6].Source = "#tmpfs" }},
+		{"process.apparmorProfile", func(s *specs.Spec) { s.Process.ApparmorProfile = "unchanged" }},
 		{"linux.devices[0].type", func(s *specs.Spec) { s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/x", Type: "z"}} }},
 		{"linux.resources.devices[0].access", func(s *specs.Spec) { s.Linux.Resources.Devices[0].Access = "rwx" }},
 		{"linux.resources.memory.kernel", func(s *specs.Spec) { s.Linux.Resources.Memory = &specs.LinuxMemory{Kernel: ptr(int64(1 << 20))} }},
@@ -282,6 +287,7 @@ func TestTranslateV2Errors(t *testing.T) {
 		{"linux.resources.cpu.realtimeRuntime", func(s *specs.Spec) { s.Linux.Resources.CPU = &specs.LinuxCPU{RealtimeRuntime: ptr(int64(1000))} }},
 		{"linux.resources.network", func(s *specs.Spec) { s.Linux.Resources.Network = &specs.LinuxNetwork{ClassID: ptr(uint32(1))} }},
 		{"linux.resources.unified.cgroup.procs", func(s *specs.Spec) { s.Linux.Resources.Unified = map[string]string{"cgroup.procs": "1"} }},
+		{"linux.resources.unified.devices.allow", func(s *specs.Spec) { s.Linux.Resources.Unified = map[string]string{"devices.allow": "a"} }},
 	}
 	for _, c := range cases {
 		t.Run(c.field, func(t *testing.T) {
