@@ -151,10 +151,12 @@ func (b *backend) Create(ctx context.Context, req *runtime.CreateRequest) (_ run
 	if err != nil {
 		return nil, err
 	}
-	if err := createMountPoints(res.MountPoints); err != nil {
+	if err := checkHostLSM(req.Spec); err != nil {
 		return nil, err
 	}
-	if err := checkHostLSM(req.Spec); err != nil {
+	// Mount points missing in the image are made here, inside the rootfs or the volume
+	// they are in, not by liblxc (whose create= follows the image's symlinks on the host).
+	if err := createMountPoints(res.MountPoints); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(req.StateDir, 0o711); err != nil {
