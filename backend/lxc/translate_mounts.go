@@ -172,9 +172,6 @@ func (t *translator) mounts() error {
 			if !path.IsAbs(src) {
 				src = path.Join(t.o.Bundle, src)
 			}
-			if err := mountField(f+".source", src); err != nil {
-				return err
-			}
 			mode, err := t.stat(src)
 			if err != nil {
 				return fieldErr(f+".source", "%v", err)
