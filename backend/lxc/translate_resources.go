@@ -529,7 +529,7 @@ func (t *translator) rdma(r *specs.LinuxResources) error {
 	return nil
 }
 
-var unifiedKeyRe = regexp.MustCompile(`^([a-z_]+)\.[a-z0-9_.]+$`)
+var unifiedKeyRe = regexp.MustCompile(`^([a-z_]+)\.[A-Za-z0-9_.]+$`)
 
 func (t *translator) unified(r *specs.LinuxResources) error {
 	for _, k := range sortedKeys(r.Unified) {
