@@ -262,3 +262,32 @@ func mustAtoi(s string) int {
 	n, _ := strconv.Atoi(s)
 	return n
 }
+
+// TestRunHookTimeoutKillsGroup: a poststart/poststop hook (run by the shim) that outlives
+// its timeout is killed with everything it started.
+func TestRunHookTimeoutKillsGroup(t *testing.T) {
+	_, _, exits := lxcEnv(t)
+	dir := t.TempDir()
+	bgPid := filepath.Join(dir, "bg.pid")
+	hook := filepath.Join(dir, "hook.sh")
+	os.WriteFile(hook, []byte("#!/bin/sh\nsleep 1000 &\necho $! > "+bgPid+"\nexec sleep 1000\n"), 0o755)
+	c := &container{id: "hook-test", exits: exits}
+	t0 := time.Now()
+	err := c.runHook(testCtx(), specs.Hook{Path: hook, Timeout: ptr(1)}, []byte("{}"))
+	if err == nil || !strings.Contains(err.Error(), "timed out") || time.Since(t0) > 5*time.Second {
+		t.Errorf("hook: %v after %v, want a timeout error after 1s", err, time.Since(t0))
+	}
+	b, err := os.ReadFile(bgPid)
+	if err != nil {
+		t.Fatalf("the hook did not run: %v", err)
+	}
+	pid := strings.TrimSpace(string(b))
+	deadline := time.Now().Add(2 * time.Second)
+	for alive(pid) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if alive(pid) {
+		syscall.Kill(mustAtoi(pid), syscall.SIGKILL)
+		t.Errorf("the hook's background process %s survived its timeout", pid)
+	}
+}

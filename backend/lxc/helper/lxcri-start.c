@@ -1106,8 +1106,10 @@ static int mkdir_in_root(int rootfd, const char *rel)
 				if (pfd < 0)
 					return -errno;
 				if (mkdirat(pfd, last + 1, 0755) < 0 && errno != EEXIST) {
+					int err = errno;
+
 					close(pfd);
-					return -errno;
+					return -err;
 				}
 				close(pfd);
 			} else {
