@@ -3,8 +3,11 @@ package lxc
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -129,22 +132,9 @@ func TestHelperSpecDecode(t *testing.T) {
 		{"start", "start", rec("umask", "22", "env", "A=a\nb", "arg", "/bin/true"), notDefined},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, w, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command(helper, helperArgs(tc.mode, "no-such-container", t.TempDir())...)
-			cmd.ExtraFiles = []*os.File{nil, nil, nil, r}
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			r.Close()
-			sendSpec(w, tc.data)
-			cmd.Wait()
-			if cmd.ProcessState.ExitCode() != 255 || !strings.Contains(stderr.String(), tc.want) {
-				t.Errorf("exit %d, stderr %q: want 255 and %q", cmd.ProcessState.ExitCode(), stderr.String(), tc.want)
+			code, stderr := runHelperSpec(t, helper, tc.mode, tc.data, nil)
+			if code != 255 || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q: want 255 and %q", code, stderr, tc.want)
 			}
 		})
 	}
@@ -157,5 +147,76 @@ func TestHelperSpecDecode(t *testing.T) {
 		if err == nil || !strings.Contains(string(out), "usage") {
 			t.Errorf("%s with argv options: %v %q, want a usage error", mode, err, out)
 		}
+	}
+}
+
+// runHelperSpec runs the helper's mode for a container that does not exist with record
+// data on its spec fd, and returns its exit code (-1: killed by a signal) and stderr.
+func runHelperSpec(t *testing.T, helper, mode string, data []byte, env []string) (int, string) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(helper, helperArgs(mode, "no-such-container", t.TempDir())...)
+	cmd.ExtraFiles = []*os.File{nil, nil, nil, r} // no report fd: errors go to stderr
+	cmd.Env = env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	sendSpec(w, data)
+	cmd.Wait()
+	return cmd.ProcessState.ExitCode(), stderr.String()
+}
+
+// TestHelperSpecDecodeSanitized feeds the decoder, built with AddressSanitizer and
+// UBSan, every truncation of a record holding every key and seeded random corruptions of
+// it: each ends in a clean error (or gets as far as the missing container), never in an
+// out-of-bounds access, undefined behaviour or a crash.
+func TestHelperSpecDecodeSanitized(t *testing.T) {
+	lxcEnv(t)
+	helper := filepath.Join(t.TempDir(), "lxcri-start-asan")
+	out, err := exec.Command("gcc", "-O1", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+		"-o", helper, "helper/lxcri-start.c", "-llxc").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build the helper with sanitizers: %v\n%s", err, out)
+	}
+	env := []string{"ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:exitcode=99", "UBSAN_OPTIONS=halt_on_error=1:exitcode=98:print_stacktrace=1"}
+	full, err := execSpec(&specs.Process{
+		Args: []string{"/bin/sh", "-c", "true"}, Env: []string{"A=1", "B=x=y"}, Cwd: "/",
+		User:     specs.User{UID: 1, GID: 2, AdditionalGids: []uint32{3}, Umask: ptr(uint32(0o22))},
+		Terminal: true, NoNewPrivileges: true, OOMScoreAdj: ptr(5),
+		Capabilities: &specs.LinuxCapabilities{Bounding: []string{"CAP_KILL"}, Effective: []string{"CAP_KILL"}, Permitted: []string{"CAP_KILL"}},
+		Rlimits:      []specs.POSIXRlimit{{Type: "RLIMIT_CORE", Soft: 1 << 63, Hard: ^uint64(0)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, data []byte) {
+		code, stderr := runHelperSpec(t, helper, "exec", data, env)
+		if code != 255 || !strings.HasPrefix(stderr, "lxcri-start: ") || strings.Contains(stderr, "Sanitizer") || strings.Contains(stderr, "runtime error") {
+			t.Errorf("%s (%q): exit %d, stderr %q; want exit 255 and one error line", what, data, code, stderr)
+		}
+	}
+	for n := 0; n <= len(full); n++ {
+		check(fmt.Sprintf("truncated to %d bytes", n), full[:n])
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 200; i++ {
+		data := bytes.Clone(full)
+		for k := 0; k < 1+rng.IntN(4); k++ {
+			switch j := rng.IntN(len(data)); rng.IntN(3) {
+			case 0:
+				data[j] = 0
+			case 1:
+				data[j] = byte(rng.IntN(256))
+			default:
+				data = append(data[:j], data[j+1:]...)
+			}
+		}
+		check(fmt.Sprintf("corruption %d", i), data)
 	}
 }
