@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -83,21 +82,15 @@ func (c *container) isStarted() bool {
 // before it runs its program until Start releases it (as runc's create and start).
 func (c *container) launchInit(ctx context.Context) error {
 	in := c.res.Init
-	args := []string{"start", c.name, c.lxcpath, "--umask", strconv.FormatUint(uint64(in.Umask), 8)}
-	if in.CapInheritable != 0 {
-		args = append(args, "--cap-inheritable", strconv.FormatUint(in.CapInheritable, 16))
+	spec, err := initSpec(&in)
+	if err != nil {
+		c.cancel()
+		return err
 	}
-	if len(in.Env) == 0 {
-		args = append(args, "--no-env")
-	}
-	for _, e := range in.Env {
-		args = append(args, "--env", e)
-	}
-	args = append(args, "--")
-	args = append(args, in.Args...)
+	args := helperArgs("start", c.name, c.lxcpath)
 	cmd := exec.Command(c.b.s.helper, args...)
 	cmd.Dir = c.dir
-	if err := c.init.launch(ctx, cmd, in.ConsoleSize, true); err != nil {
+	if err := c.init.launch(ctx, cmd, spec, in.ConsoleSize, true); err != nil {
 		c.init.waitEnd(5 * time.Second)
 		c.cancel()
 		return err
@@ -269,11 +262,11 @@ func (c *container) Exec(ctx context.Context, req *runtime.ExecRequest) (runtime
 	if c.spec.Process != nil && c.spec.Process.NoNewPrivileges && !req.Spec.NoNewPrivileges {
 		return nil, fieldErr("process.noNewPrivileges", "the container's processes have no_new_privs (liblxc sets it for every exec'ed process too); an exec without it is not supported")
 	}
-	args, err := execArgs(c.name, c.lxcpath, req.Spec)
+	spec, err := execSpec(req.Spec)
 	if err != nil {
 		return nil, err
 	}
-	return &process{Proc: runtime.NewProc(req.ID, req.IO), c: c, spec: req.Spec, execArgs: args, pidfd: -1}, nil
+	return &process{Proc: runtime.NewProc(req.ID, req.IO), c: c, spec: req.Spec, execSpec: spec, pidfd: -1}, nil
 }
 
 func (c *container) KillAll(ctx context.Context, sig syscall.Signal) error {

@@ -8,9 +8,9 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// execArgs turns an exec'ed process's spec into lxcri-start exec arguments. What the
-// helper cannot honour is an error naming the field.
-func execArgs(name, lxcpath string, p *specs.Process) ([]string, error) {
+// execSpec turns an exec'ed process's spec into the helper's spec record (see
+// helperspec.go). What the helper cannot honour is an error naming the field.
+func execSpec(p *specs.Process) ([]byte, error) {
 	if err := checkProcessCommon(p); err != nil {
 		return nil, err
 	}
@@ -20,29 +20,26 @@ func execArgs(name, lxcpath string, p *specs.Process) ([]string, error) {
 	if p.SelinuxLabel != "" {
 		return nil, fieldErr("process.selinuxLabel", "exec'ed processes run under the container's SELinux context; a label of their own is not supported")
 	}
-	args := []string{"exec", name, lxcpath, "--cwd", p.Cwd,
-		"--uid", strconv.FormatUint(uint64(p.User.UID), 10),
-		"--gid", strconv.FormatUint(uint64(p.User.GID), 10)}
-	if len(p.User.AdditionalGids) > 0 {
-		gids := make([]string, len(p.User.AdditionalGids))
-		for i, g := range p.User.AdditionalGids {
-			gids[i] = strconv.FormatUint(uint64(g), 10)
-		}
-		args = append(args, "--groups", strings.Join(gids, ","))
+	s := newHelperSpec()
+	s.add("process.cwd", "cwd", p.Cwd)
+	s.add("process.user.uid", "uid", strconv.FormatUint(uint64(p.User.UID), 10))
+	s.add("process.user.gid", "gid", strconv.FormatUint(uint64(p.User.GID), 10))
+	for i, g := range p.User.AdditionalGids {
+		s.add(fmt.Sprintf("process.user.additionalGids[%d]", i), "group", strconv.FormatUint(uint64(g), 10))
 	}
 	umask := uint32(0o022)
 	if p.User.Umask != nil {
 		umask = *p.User.Umask
 	}
-	args = append(args, "--umask", strconv.FormatUint(uint64(umask), 8))
-	for _, e := range p.Env {
-		args = append(args, "--env", e)
+	s.add("process.user.umask", "umask", strconv.FormatUint(uint64(umask), 8))
+	for i, e := range p.Env {
+		s.add(fmt.Sprintf("process.env[%d]", i), "env", e)
 	}
 	if p.Terminal {
-		args = append(args, "--tty")
+		s.add("process.terminal", "tty", "1")
 	}
 	if p.NoNewPrivileges {
-		args = append(args, "--no-new-privs")
+		s.add("process.noNewPrivileges", "no-new-privs", "1")
 	}
 	if p.Capabilities != nil {
 		caps, err := parseCaps("process.capabilities", p.Capabilities)
@@ -60,25 +57,26 @@ func execArgs(name, lxcpath string, p *specs.Process) ([]string, error) {
 		if caps.Ambient&^caps.Inheritable != 0 {
 			return nil, fieldErr("process.capabilities.ambient", "%s not in the inheritable set", strings.Join(capList(caps.Ambient&^caps.Inheritable), ","))
 		}
-		args = append(args, "--caps", fmt.Sprintf("%x,%x,%x,%x,%x", caps.Bounding, caps.Effective, caps.Permitted, caps.Inheritable, caps.Ambient))
+		for _, c := range []struct {
+			name string
+			m    uint64
+		}{{"bounding", caps.Bounding}, {"effective", caps.Effective}, {"permitted", caps.Permitted}, {"inheritable", caps.Inheritable}, {"ambient", caps.Ambient}} {
+			s.add("process.capabilities."+c.name, "cap-"+c.name, strconv.FormatUint(c.m, 16))
+		}
 	}
 	for i, r := range p.Rlimits {
-		res, err := checkRlimit(fmt.Sprintf("process.rlimits[%d]", i), r)
+		f := fmt.Sprintf("process.rlimits[%d]", i)
+		res, err := checkRlimit(f, r)
 		if err != nil {
 			return nil, err
 		}
-		lim := func(v uint64) string {
-			if v == rlimInfinity {
-				return "-1"
-			}
-			return strconv.FormatUint(v, 10)
-		}
-		args = append(args, "--rlimit", fmt.Sprintf("%d:%s:%s", res, lim(r.Soft), lim(r.Hard)))
+		s.add(f, "rlimit", fmt.Sprintf("%d:%s:%s", res, rlimitValue(r.Soft), rlimitValue(r.Hard)))
 	}
 	if p.OOMScoreAdj != nil {
-		args = append(args, "--oom-score-adj", strconv.Itoa(*p.OOMScoreAdj))
+		s.add("process.oomScoreAdj", "oom-score-adj", strconv.Itoa(*p.OOMScoreAdj))
 	}
-	args = append(args, "--")
-	args = append(args, p.Args...)
-	return args, nil
+	for i, a := range p.Args {
+		s.add(fmt.Sprintf("process.args[%d]", i), "arg", a)
+	}
+	return s.encode()
 }

@@ -63,9 +63,13 @@ func lxcEnv(t *testing.T) (helper, rootfs string, exits *runtime.ExitWatcher) {
 		}
 		envDir = dir
 		envHelper = filepath.Join(dir, HelperName)
-		out, err := exec.Command("gcc", "-O2", "-Wall", "-o", envHelper, "helper/lxcri-start.c", "-llxc").CombinedOutput()
+		out, err := exec.Command("gcc", "-O2", "-Wall", "-Wextra", "-o", envHelper, "helper/lxcri-start.c", "-llxc").CombinedOutput()
 		if err != nil {
 			envErr = fmt.Errorf("build helper: %v\n%s", err, out)
+			return
+		}
+		if len(out) > 0 {
+			envErr = fmt.Errorf("build helper: the compiler warns (keep it warning-free):\n%s", out)
 			return
 		}
 		envRootfs, envErr = busyboxRootfs(filepath.Join(dir, "rootfs"))
@@ -234,6 +238,16 @@ var testSeq int
 // changed by mutate.
 func newTestContainer(t *testing.T, ctx context.Context, mutate func(*specs.Spec)) *testContainer {
 	t.Helper()
+	tc, err := createTestContainer(t, ctx, mutate)
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	return tc
+}
+
+// createTestContainer is newTestContainer returning Create's error.
+func createTestContainer(t *testing.T, ctx context.Context, mutate func(*specs.Spec)) (*testContainer, error) {
+	t.Helper()
 	helper, rootfs, exits := lxcEnv(t)
 	testSeq++
 	id := fmt.Sprintf("lxcri-test-%d-%d", os.Getpid(), testSeq)
@@ -259,7 +273,7 @@ func newTestContainer(t *testing.T, ctx context.Context, mutate func(*specs.Spec
 		StateDir: stateDir, IO: tio.io, Exits: exits, Config: &runtime.Config{},
 	})
 	if err != nil {
-		t.Fatalf("create: %v", err)
+		return nil, err
 	}
 	tc := &testContainer{Container: c, t: t, id: id, stateDir: stateDir, io: tio, res: c.(*container).res}
 	t.Cleanup(func() {
@@ -278,7 +292,7 @@ func newTestContainer(t *testing.T, ctx context.Context, mutate func(*specs.Spec
 		}
 		tc.Delete(context.Background(), true)
 	})
-	return tc
+	return tc, nil
 }
 
 func (tc *testContainer) wait(p runtime.Process, d time.Duration) runtime.Exit {

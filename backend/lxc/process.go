@@ -29,7 +29,7 @@ type process struct {
 	c        *container
 	init     bool
 	spec     *specs.Process // exec only
-	execArgs []string       // exec only: lxcri-start arguments
+	execSpec []byte         // exec only: lxcri-start's spec record
 
 	mu      sync.Mutex
 	started bool // Start was called
@@ -103,13 +103,13 @@ func (p *process) Start(ctx context.Context) error {
 	if p.c.init.Exited() || p.c.init.Pid() == 0 {
 		return fmt.Errorf("container %s is not running: %w", p.c.id, errdefs.ErrFailedPrecondition)
 	}
-	cmd := exec.Command(p.c.b.s.helper, p.execArgs...)
+	cmd := exec.Command(p.c.b.s.helper, helperArgs("exec", p.c.name, p.c.lxcpath)...)
 	cmd.Dir = p.c.dir
 	var size *specs.Box
 	if p.spec != nil {
 		size = p.spec.ConsoleSize
 	}
-	if err := p.launch(ctx, cmd, size, false); err != nil {
+	if err := p.launch(ctx, cmd, p.execSpec, size, false); err != nil {
 		return err
 	}
 	return p.h.result(ctx, p.h.wait(ctx, p.h.running))
@@ -129,18 +129,24 @@ type helperRun struct {
 	onPid  func()
 }
 
-// launch starts lxcri-start (cmd) with the process's stdio and waits until it reports
-// the process's pid. With gate (the init, at Create), the helper's start-host hook then
-// waits for release (Start) before the init runs its program.
-func (p *process) launch(ctx context.Context, cmd *exec.Cmd, size *specs.Box, gate bool) (retErr error) {
+// launch starts lxcri-start (cmd) with the process's stdio and its spec record, and waits
+// until it reports the process's pid. With gate (the init, at Create), the helper's
+// start-host hook then waits for release (Start) before the init runs its program.
+func (p *process) launch(ctx context.Context, cmd *exec.Cmd, spec []byte, size *specs.Box, gate bool) (retErr error) {
 	pio := p.IO()
 	r, w, err := os.Pipe()
 	if err != nil {
 		return err
 	}
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		r.Close()
+		w.Close()
+		return err
+	}
 	// The child's ends, closed once it has them (before waiting for its report: the
 	// report's end of file must not wait for us).
-	closeAfterStart := []*os.File{w}
+	closeAfterStart := []*os.File{w, specR}
 	closed := false
 	closeChildEnds := func() {
 		if !closed {
@@ -150,13 +156,18 @@ func (p *process) launch(ctx context.Context, cmd *exec.Cmd, size *specs.Box, ga
 			}
 		}
 	}
+	specSent := false
 	defer func() {
 		closeChildEnds()
+		if !specSent {
+			specW.Close()
+		}
 		if retErr != nil {
 			r.Close()
 		}
 	}()
-	cmd.ExtraFiles = []*os.File{w, nil, nil} // fd 3: the helper's report
+	// fd 3: the helper's report; fd 6 (helperSpecFD): its spec record
+	cmd.ExtraFiles = []*os.File{w, nil, nil, specR}
 	// Its own session: liblxc's monitor turns a SIGHUP into a SIGTERM of the init.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if gate {
@@ -219,6 +230,8 @@ func (p *process) launch(ctx context.Context, cmd *exec.Cmd, size *specs.Box, ga
 		}
 		return fmt.Errorf("run %s: %w", cmd.Path, err)
 	}
+	specSent = true
+	go sendSpec(specW, spec)
 	if !pio.Terminal() {
 		pio.CloseAfterStart()
 	}
@@ -668,7 +681,9 @@ func (c *container) runHook(ctx context.Context, h specs.Hook, state []byte) err
 	if len(args) == 0 {
 		args = []string{h.Path}
 	}
-	cmd := &exec.Cmd{Path: h.Path, Args: args, Env: h.Env, Stdin: stdin, Stdout: outW, Stderr: outW}
+	cmd := &exec.Cmd{Path: h.Path, Args: args, Env: h.Env, Stdin: stdin, Stdout: outW, Stderr: outW,
+		// Its own process group: a timeout kills all the hook started.
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true}}
 	exitCh, err := c.exits.Start(cmd)
 	stdin.Close()
 	outW.Close()
@@ -697,11 +712,11 @@ func (c *container) runHook(ctx context.Context, h specs.Hook, state []byte) err
 	select {
 	case status = <-exitCh:
 	case <-timeout:
-		cmd.Process.Kill()
+		killGroup(cmd.Process.Pid)
 		<-exitCh
 		return fmt.Errorf("hook %s timed out after %ds", h.Path, *h.Timeout)
 	case <-ctx.Done():
-		cmd.Process.Kill()
+		killGroup(cmd.Process.Pid)
 		<-exitCh
 		return ctx.Err()
 	}
@@ -713,4 +728,11 @@ func (c *container) runHook(ctx context.Context, h specs.Hook, state []byte) err
 		return fmt.Errorf("hook %s exited with status %d: %s", h.Path, status, strings.TrimSpace(out.String()))
 	}
 	return nil
+}
+
+// killGroup kills the process group pid leads (the process alone if it has none yet).
+func killGroup(pid int) {
+	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
 }

@@ -6,32 +6,43 @@
  * helper runs as a child of the shim with the process's stdio and does the liblxc calls
  * that must own the container's processes:
  *
- *   lxcri-start start NAME LXCPATH [--umask OCTAL] [--env K=V]... [--cap-inheritable HEX]
- *                     [-- ARGS...]
+ *   lxcri-start start NAME LXCPATH --spec-fd FD
  *       Starts container NAME of LXCPATH (config: LXCPATH/NAME/config) in the foreground.
- *       The init is the OCI process itself (ARGS, or lxc.init.cmd when no ARGS are given),
- *       as the container's PID 1 with this helper's stdin/stdout/stderr. The helper is the
- *       container's monitor and exits with the init's status. --env replaces the
- *       configuration's lxc.environment (values pass exactly, whatever they contain).
+ *       The init is the OCI process itself (the record's args, or lxc.init.cmd when it has
+ *       none), as the container's PID 1 with this helper's stdin/stdout/stderr. The helper
+ *       is the container's monitor and exits with the init's status. The record's env
+ *       replaces the configuration's lxc.environment (values pass exactly).
+ *       Record keys: umask OCTAL, cap-inheritable HEX, env K=V (repeated), arg A (repeated).
  *
- *   lxcri-start exec NAME LXCPATH [options] -- ARGS...
- *       Runs ARGS inside the running container NAME (lxc attach) with this helper's stdio,
- *       waits for it and exits with its status. Options:
- *         --cwd DIR             working directory (must exist in the container)
- *         --uid N --gid N       user and group
- *         --groups G1,G2,...    additional groups
- *         --env K=V             environment (repeatable); the environment is exactly these
- *         --umask OCTAL
- *         --tty                 run on a terminal: with file descriptor 4 open (a unix
+ *   lxcri-start exec NAME LXCPATH --spec-fd FD
+ *       Runs the record's args inside the running container NAME (lxc attach) with this
+ *       helper's stdio, waits for it and exits with its status. Record keys:
+ *         cwd DIR               working directory (must exist in the container)
+ *         uid N, gid N          user and group
+ *         group N               an additional group (repeated)
+ *         env K=V               environment (repeated); the environment is exactly these
+ *         umask OCTAL
+ *         tty 1                 run on a terminal: with file descriptor 4 open (a unix
  *                               socket), a pty is allocated from the container's
  *                               /dev/ptmx and its master sent over fd 4 (SCM_RIGHTS);
  *                               otherwise stdin must be a terminal. Either way the
  *                               terminal becomes the process's controlling terminal.
- *         --no-new-privs
- *         --caps B,E,P,I,A      capability sets as hex masks (bounding, effective,
- *                               permitted, inheritable, ambient)
- *         --rlimit RES:SOFT:HARD  (repeatable; numeric RLIMIT_*, -1 = unlimited)
- *         --oom-score-adj N
+ *         no-new-privs 1
+ *         cap-bounding, cap-effective, cap-permitted, cap-inheritable, cap-ambient HEX
+ *                               capability sets (all five or none)
+ *         rlimit RES:SOFT:HARD  (repeated; numeric RLIMIT_*, SOFT and HARD decimal
+ *                               0..2^64-1 or "unlimited")
+ *         oom-score-adj N
+ *         arg A                 the command and its arguments (repeated, at least one)
+ *
+ *   The spec record (start and exec): everything taken from the container's spec reaches
+ *   the helper through file descriptor FD (a pipe the shim writes), never through argv:
+ *   /proc/PID/cmdline is world-readable and the helper lives as long as the container.
+ *   The record is a sequence of NUL-terminated strings:
+ *       "lxcri-start-spec-v1" (KEY VALUE)... "end"
+ *   The helper reads FD to its end and closes it before anything else; a record that is
+ *   larger than SPEC_MAX, lacks a terminator, the magic or the end marker, holds an
+ *   unknown or repeated key, or a value that does not parse, is an error (exit 255).
  *
  *   lxcri-start pidhook ...
  *       Internal: the lxc.hook.start-host hook the start mode installs.
@@ -185,26 +196,245 @@ static void open_report_fd(void)
 	report_ok = true;
 }
 
-static bool parse_long(const char *s, int base, long long *out)
+/*
+ * parse_uint parses all of s as an unsigned number in base 8, 10 or 16, at most max: no
+ * sign, blank, prefix or trailing junk (strtoull would take " -1" as 2^64-1).
+ */
+static bool parse_uint(const char *s, unsigned base, uint64_t max, uint64_t *out)
 {
-	char *end;
+	uint64_t v = 0;
 
 	if (!s || !*s)
 		return false;
-	errno = 0;
-	*out = strtoll(s, &end, base);
-	return errno == 0 && *end == '\0';
+	for (; *s; s++) {
+		unsigned d;
+
+		if (*s >= '0' && *s <= '9')
+			d = (unsigned)(*s - '0');
+		else if (*s >= 'a' && *s <= 'f')
+			d = (unsigned)(*s - 'a') + 10;
+		else if (*s >= 'A' && *s <= 'F')
+			d = (unsigned)(*s - 'A') + 10;
+		else
+			return false;
+		if (d >= base || v > (max - d) / base)
+			return false;
+		v = v * base + d;
+	}
+	*out = v;
+	return true;
 }
 
-static bool parse_u64(const char *s, int base, uint64_t *out)
+/* parse_int parses all of s as a decimal number in min..max (min <= 0 <= max). */
+static bool parse_int(const char *s, long long min, long long max, long long *out)
 {
-	char *end;
+	uint64_t v;
 
-	if (!s || !*s)
+	if (s && *s == '-') {
+		if (!parse_uint(s + 1, 10, (uint64_t)0 - (uint64_t)min, &v))
+			return false;
+		*out = v == 0 ? 0 : -(long long)(v - 1) - 1;
+		return true;
+	}
+	if (!parse_uint(s, 10, (uint64_t)max, &v))
 		return false;
-	errno = 0;
-	*out = strtoull(s, &end, base);
-	return errno == 0 && *end == '\0';
+	*out = (long long)v;
+	return true;
+}
+
+/* parse_rlim parses a resource limit value: 0..2^64-1, "unlimited" or "-1" (both
+ * RLIM_INFINITY). */
+static bool parse_rlim(const char *s, rlim_t *out)
+{
+	uint64_t v;
+
+	if (s && (strcmp(s, "unlimited") == 0 || strcmp(s, "-1") == 0)) {
+		*out = RLIM_INFINITY;
+		return true;
+	}
+	if (!parse_uint(s, 10, (uint64_t)(rlim_t)-1, &v))
+		return false;
+	*out = (rlim_t)v;
+	return true;
+}
+
+/* close_fds closes fds lo..hi (inclusive). */
+static void close_fds(unsigned lo, unsigned hi)
+{
+	struct rlimit rl;
+	unsigned max = 1U << 20; /* the kernel's default nr_open */
+
+	if (syscall(SYS_close_range, lo, hi, 0) == 0)
+		return;
+	/* close_range(2) is missing (Linux < 5.9): close them one by one. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max < max)
+		max = (unsigned)rl.rlim_max;
+	for (unsigned fd = lo; fd <= hi && fd < max; fd++)
+		close((int)fd);
+}
+
+/*
+ * close_inherited closes every fd from 3 up but those in keep (ascending): the container's
+ * processes must get only their stdio and what the helper passes on purpose, whatever the
+ * shim's own parent left open without close-on-exec (exec.Cmd passes such fds on).
+ */
+static void close_inherited(const int *keep, size_t n)
+{
+	unsigned lo = STDERR_FILENO + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		if (keep[i] < (int)lo)
+			continue;
+		if ((unsigned)keep[i] > lo)
+			close_fds(lo, (unsigned)keep[i] - 1);
+		lo = (unsigned)keep[i] + 1;
+	}
+	close_fds(lo, ~0U);
+}
+
+/* --- the spec record ----------------------------------------------------------------- */
+
+#define SPEC_MAGIC "lxcri-start-spec-v1"
+#define SPEC_END "end"
+/* Far above what execve(2) could take (args and env are bounded by it anyway). */
+#define SPEC_MAX (16 << 20)
+
+struct spec {
+	char *buf;
+	size_t len;
+	size_t off; /* the next key (spec_next) */
+};
+
+/*
+ * spec_read reads the record from the fd named by fdarg to its end, closes the fd and
+ * checks the record's frame: magic, every field terminated, KEY VALUE pairs, the end
+ * marker last. spec_next cannot overrun once it passed.
+ */
+static void spec_read(struct spec *s, int fd)
+{
+	size_t cap = 0;
+	char *err = NULL;
+
+	memset(s, 0, sizeof(*s));
+	for (;;) {
+		ssize_t r;
+
+		if (s->len == cap) {
+			char *nb;
+
+			if (cap > SPEC_MAX) {
+				err = "record larger than " "16 MiB";
+				goto out;
+			}
+			cap = cap ? cap * 2 : 4096;
+			if (cap > SPEC_MAX + 1)
+				cap = SPEC_MAX + 1;
+			nb = realloc(s->buf, cap);
+			if (!nb) {
+				err = "out of memory";
+				goto out;
+			}
+			s->buf = nb;
+		}
+		r = read(fd, s->buf + s->len, cap - s->len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			err = strerror(errno);
+			goto out;
+		}
+		if (r == 0)
+			break;
+		s->len += (size_t)r;
+	}
+out:
+	close(fd);
+	if (err)
+		fail("spec: read fd %d: %s", fd, err);
+	if (s->len == 0)
+		fail("spec: empty record (fd %d)", fd);
+	if (s->buf[s->len - 1] != '\0')
+		fail("spec: truncated record (its last field has no terminator)");
+	if (strcmp(s->buf, SPEC_MAGIC) != 0)
+		fail("spec: not a record (want magic %s)", SPEC_MAGIC);
+	s->off = strlen(s->buf) + 1;
+	for (size_t off = s->off;;) {
+		const char *key;
+
+		if (off >= s->len)
+			fail("spec: truncated record (no end marker)");
+		key = s->buf + off;
+		off += strlen(key) + 1;
+		if (strcmp(key, SPEC_END) == 0) {
+			if (off != s->len)
+				fail("spec: data after the end marker");
+			break;
+		}
+		if (!*key)
+			fail("spec: empty key");
+		if (off >= s->len)
+			fail("spec: truncated record (%s has no value)", key);
+		off += strlen(s->buf + off) + 1;
+	}
+}
+
+/*
+ * open_spec takes the spec fd of the command line (after --spec-fd), closes every other
+ * inherited fd but the report, console and gate fds, and reads the record.
+ */
+static void open_spec(struct spec *s, const char *fdarg)
+{
+	long long fd;
+	int keep[4] = { REPORT_FD, CONSOLE_FD, GATE_FD, 0 };
+
+	if (!parse_int(fdarg, 0, INT_MAX, &fd) || fd <= GATE_FD)
+		fail("spec: invalid file descriptor %s (want a number above %d)", fdarg, GATE_FD);
+	keep[3] = (int)fd;
+	close_inherited(keep, 4);
+	if (fcntl((int)fd, F_GETFD) < 0)
+		fail("spec: fd %lld is not open", fd);
+	spec_read(s, (int)fd);
+}
+
+/* spec_next returns the next KEY VALUE pair, false at the end marker. */
+static bool spec_next(struct spec *s, const char **key, const char **val)
+{
+	*key = s->buf + s->off;
+	if (strcmp(*key, SPEC_END) == 0)
+		return false;
+	*val = *key + strlen(*key) + 1;
+	s->off = (size_t)(*val - s->buf) + strlen(*val) + 1;
+	return true;
+}
+
+/* spec_count counts the pairs with key. */
+static size_t spec_count(const struct spec *s, const char *key)
+{
+	struct spec it = *s;
+	const char *k, *v;
+	size_t n = 0;
+
+	while (spec_next(&it, &k, &v))
+		n += strcmp(k, key) == 0;
+	return n;
+}
+
+/* spec_once fails when a key that may appear once is seen again (seen: its flag). */
+static void spec_once(const char *key, bool *seen)
+{
+	if (*seen)
+		fail("spec: %s given twice", key);
+	*seen = true;
+}
+
+/* spec_env checks one environment entry: KEY=VALUE with a non-empty KEY (liblxc would
+ * take a bare KEY to mean the host's value). */
+static void spec_env(const char *v)
+{
+	const char *eq = strchr(v, '=');
+
+	if (!eq || eq == v)
+		fail("spec: invalid environment entry (want KEY=VALUE)");
 }
 
 static struct lxc_container *load(const char *name, const char *lxcpath)
@@ -248,46 +478,40 @@ static char *shell_quote(const char *s)
 static int do_start(int argc, char **argv)
 {
 	struct lxc_container *c;
-	const char *name, *lxcpath;
-	char **args = NULL;
+	const char *name, *lxcpath, *key, *val;
+	struct spec spec;
+	char **args = NULL, **env;
+	size_t nenv = 0, nargs = 0;
+	uint64_t cap_inh = 0, v;
+	bool set_inh = false, set_umask = false;
 	int i;
 
-	if (argc < 4)
-		fail("usage: lxcri-start start NAME LXCPATH [--umask OCTAL] [-- ARGS...]");
+	if (argc != 6 || strcmp(argv[4], "--spec-fd") != 0)
+		fail("usage: lxcri-start start NAME LXCPATH --spec-fd FD");
 	name = argv[2];
 	lxcpath = argv[3];
-	char **env = calloc(argc, sizeof(char *));
-	size_t nenv = 0;
-	bool set_env = false;
-	uint64_t cap_inh = 0;
-	bool set_inh = false;
-
-	if (!env)
+	open_spec(&spec, argv[5]);
+	env = calloc(spec_count(&spec, "env") + 1, sizeof(char *));
+	args = calloc(spec_count(&spec, "arg") + 1, sizeof(char *));
+	if (!env || !args)
 		fail("out of memory");
-	for (i = 4; i < argc; i++) {
-		long long v;
-
-		if (strcmp(argv[i], "--") == 0) {
-			if (i + 1 < argc)
-				args = &argv[i + 1];
-			break;
-		} else if (strcmp(argv[i], "--umask") == 0 && i + 1 < argc) {
-			if (!parse_long(argv[++i], 8, &v) || v < 0 || v > 0777)
-				fail("invalid umask %s", argv[i]);
+	while (spec_next(&spec, &key, &val)) {
+		if (strcmp(key, "umask") == 0) {
+			spec_once(key, &set_umask);
+			if (!parse_uint(val, 8, 0777, &v))
+				fail("spec: invalid umask %s", val);
 			umask((mode_t)v);
-		} else if (strcmp(argv[i], "--env") == 0 && i + 1 < argc) {
-			if (!strchr(argv[++i], '='))
-				fail("invalid environment entry %s (want KEY=VALUE)", argv[i]);
-			env[nenv++] = argv[i];
-			set_env = true;
-		} else if (strcmp(argv[i], "--no-env") == 0) {
-			set_env = true;
-		} else if (strcmp(argv[i], "--cap-inheritable") == 0 && i + 1 < argc) {
-			if (!parse_u64(argv[++i], 16, &cap_inh))
-				fail("invalid capability mask %s", argv[i]);
-			set_inh = true;
+		} else if (strcmp(key, "env") == 0) {
+			spec_env(val);
+			env[nenv++] = (char *)val;
+		} else if (strcmp(key, "cap-inheritable") == 0) {
+			spec_once(key, &set_inh);
+			if (!parse_uint(val, 16, UINT64_MAX, &cap_inh))
+				fail("spec: invalid capability mask %s", val);
+		} else if (strcmp(key, "arg") == 0) {
+			args[nargs++] = (char *)val;
 		} else {
-			fail("start: unknown argument %s", argv[i]);
+			fail("spec: start: unknown key %s", key);
 		}
 	}
 
@@ -295,13 +519,12 @@ static int do_start(int argc, char **argv)
 	if (c->is_running(c))
 		fail("container %s is already running", name);
 
-	if (set_env) {
-		if (!c->clear_config_item(c, "lxc.environment"))
-			fail("cannot clear lxc.environment");
-		for (size_t k = 0; k < nenv; k++)
-			if (!c->set_config_item(c, "lxc.environment", env[k]))
-				fail("cannot set environment entry %s", env[k]);
-	}
+	/* The environment is exactly the record's: none from the configuration. */
+	if (!c->clear_config_item(c, "lxc.environment"))
+		fail("cannot clear lxc.environment");
+	for (size_t k = 0; k < nenv; k++)
+		if (!c->set_config_item(c, "lxc.environment", env[k]))
+			fail("cannot set environment entry %zu (process.env)", k);
 
 	if (set_inh) {
 		/* The init inherits the inheritable set: liblxc does not touch it. */
@@ -358,7 +581,7 @@ static int do_start(int argc, char **argv)
 	if (!c->want_daemonize(c, false))
 		fail("cannot run container %s in the foreground", name);
 
-	if (!c->start(c, 0, args)) {
+	if (!c->start(c, 0, nargs ? args : NULL)) {
 		/*
 		 * The container did not start, or its init failed before or at exec (error_num
 		 * is then liblxc's placeholder 1, not a status).
@@ -371,58 +594,64 @@ static int do_start(int argc, char **argv)
 	return i;
 }
 
-static int do_pidhook(void)
+/* write_pid writes the report line "pid PID" to path (the monitor's report fd). */
+static int write_pid(const char *path, const char *pid)
 {
-	const char *path = getenv(PID_FILE_ENV);
-	const char *pid = getenv("LXC_PID");
-	const char *gate = getenv(GATE_FILE_ENV);
 	char buf[64];
-	int fd, n;
+	int fd, n, ret = 1;
 
-	if (!path || !pid)
-		return 0;
-	if (gate) {
-		/* Open the gate first: once the pid is out, the shim may close it. */
-		int gfd = open(gate, O_RDONLY | O_CLOEXEC);
-		char c;
-		ssize_t r;
-
-		if (gfd < 0) {
-			fprintf(stderr, "lxcri-start pidhook: open %s: %s\n", gate, strerror(errno));
-			return 1;
-		}
-		fd = open(path, O_WRONLY | O_CLOEXEC);
-		if (fd < 0) {
-			fprintf(stderr, "lxcri-start pidhook: open %s: %s\n", path, strerror(errno));
-			return 1;
-		}
-		n = snprintf(buf, sizeof(buf), "pid %s\n", pid);
-		if (write(fd, buf, n) != n) {
-			fprintf(stderr, "lxcri-start pidhook: write %s: %s\n", path, strerror(errno));
-			return 1;
-		}
-		close(fd);
-		do {
-			r = read(gfd, &c, 1);
-		} while (r < 0 && errno == EINTR);
-		if (r != 1) {
-			fprintf(stderr, "lxcri-start pidhook: start aborted\n");
-			return 1;
-		}
-		return 0;
-	}
 	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0) {
 		fprintf(stderr, "lxcri-start pidhook: open %s: %s\n", path, strerror(errno));
 		return 1;
 	}
 	n = snprintf(buf, sizeof(buf), "pid %s\n", pid);
-	if (write(fd, buf, n) != n) {
+	if (n < 0 || n >= (int)sizeof(buf)) {
+		fprintf(stderr, "lxcri-start pidhook: invalid pid %s\n", pid);
+		goto out;
+	}
+	if (write(fd, buf, (size_t)n) != n) {
 		fprintf(stderr, "lxcri-start pidhook: write %s: %s\n", path, strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	close(fd);
+	return ret;
+}
+
+static int do_pidhook(void)
+{
+	const char *path = getenv(PID_FILE_ENV);
+	const char *pid = getenv("LXC_PID");
+	const char *gate = getenv(GATE_FILE_ENV);
+	int gfd, ret = 1;
+	ssize_t r;
+	char c;
+
+	if (!path || !pid)
+		return 0;
+	if (!gate)
+		return write_pid(path, pid);
+	/* Open the gate first: once the pid is out, the shim may close it. */
+	gfd = open(gate, O_RDONLY | O_CLOEXEC);
+	if (gfd < 0) {
+		fprintf(stderr, "lxcri-start pidhook: open %s: %s\n", gate, strerror(errno));
 		return 1;
 	}
-	close(fd);
-	return 0;
+	if (write_pid(path, pid) != 0)
+		goto out;
+	do {
+		r = read(gfd, &c, 1);
+	} while (r < 0 && errno == EINTR);
+	if (r != 1) {
+		fprintf(stderr, "lxcri-start pidhook: start aborted\n");
+		goto out;
+	}
+	ret = 0;
+out:
+	close(gfd);
+	return ret;
 }
 
 /* --- exec -------------------------------------------------------------------------- */
@@ -546,38 +775,54 @@ static int send_fd(int sock, int fd)
  */
 static int container_pty(struct exec_payload *p)
 {
-	int ptx, pty, unlock = 0;
+	int ptx = -1, pty = -1, unlock = 0, ret;
+	char ack;
 
 	ptx = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (ptx < 0)
-		return child_fail("open the container's /dev/ptmx", errno);
-	if (ioctl(ptx, TIOCSPTLCK, &unlock) < 0)
-		return child_fail("unlock pty", errno);
-	pty = ioctl(ptx, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (pty < 0)
-		return child_fail("open pty peer", errno);
-	if (p->uid != 0 && fchown(pty, p->uid, (gid_t)-1) < 0)
-		return child_fail("chown pty", errno);
-	if (send_fd(p->console_sock, ptx) < 0)
-		return child_fail("send the pty master", errno);
-	/* The shim sizes the terminal, then lets us go on. */
-	{
-		char ack;
-
-		while (read(p->console_sock, &ack, 1) < 0 && errno == EINTR)
-			;
+	if (ptx < 0) {
+		ret = child_fail("open the container's /dev/ptmx", errno);
+		goto out;
 	}
-	close(ptx);
-	close(p->console_sock);
+	if (ioctl(ptx, TIOCSPTLCK, &unlock) < 0) {
+		ret = child_fail("unlock pty", errno);
+		goto out;
+	}
+	pty = ioctl(ptx, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (pty < 0) {
+		ret = child_fail("open pty peer", errno);
+		goto out;
+	}
+	if (p->uid != 0 && fchown(pty, p->uid, (gid_t)-1) < 0) {
+		ret = child_fail("chown pty", errno);
+		goto out;
+	}
+	if (send_fd(p->console_sock, ptx) < 0) {
+		ret = child_fail("send the pty master", errno);
+		goto out;
+	}
+	/* The shim sizes the terminal, then lets us go on. */
+	while (read(p->console_sock, &ack, 1) < 0 && errno == EINTR)
+		;
 	setsid();
-	for (int fd = 0; fd <= 2; fd++)
-		if (dup2(pty, fd) < 0)
-			return child_fail("dup pty", errno);
-	if (pty > 2)
+	for (int fd = 0; fd <= 2; fd++) {
+		if (dup2(pty, fd) < 0) {
+			ret = child_fail("dup pty", errno);
+			goto out;
+		}
+	}
+	if (ioctl(STDIN_FILENO, TIOCSCTTY, 0) < 0) {
+		ret = child_fail("make the pty the controlling terminal", errno);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ptx >= 0)
+		close(ptx);
+	if (pty > STDERR_FILENO)
 		close(pty);
-	if (ioctl(STDIN_FILENO, TIOCSCTTY, 0) < 0)
-		return child_fail("make the pty the controlling terminal", errno);
-	return 0;
+	close(p->console_sock);
+	p->console_sock = -1;
+	return ret;
 }
 
 /* exec_function runs inside the container, as root, after liblxc attached it. */
@@ -592,10 +837,15 @@ static int exec_function(void *payload)
 
 	if (p->oom_score_adj) {
 		int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+		ssize_t w;
 
-		if (fd < 0 || write(fd, p->oom_score_adj, strlen(p->oom_score_adj)) < 0)
-			return child_fail("write /proc/self/oom_score_adj (process.oomScoreAdj)", errno);
+		if (fd < 0)
+			return child_fail("open /proc/self/oom_score_adj (process.oomScoreAdj)", errno);
+		w = write(fd, p->oom_score_adj, strlen(p->oom_score_adj));
+		ret = errno;
 		close(fd);
+		if (w < 0)
+			return child_fail("write /proc/self/oom_score_adj (process.oomScoreAdj)", ret);
 	}
 
 	if (p->tty && p->console_sock >= 0) {
@@ -653,120 +903,119 @@ static int exec_function(void *payload)
 static int do_exec(int argc, char **argv)
 {
 	struct lxc_container *c;
-	const char *name, *lxcpath;
+	const char *name, *lxcpath, *key, *val;
 	struct exec_payload p;
+	struct spec spec;
 	lxc_attach_options_t opts = LXC_ATTACH_OPTIONS_DEFAULT;
+	static const char *const cap_keys[5] = { "cap-bounding", "cap-effective", "cap-permitted",
+						 "cap-inheritable", "cap-ambient" };
+	bool seen_cwd = false, seen_uid = false, seen_gid = false, seen_umask = false;
+	bool seen_tty = false, seen_nnp = false, seen_oom = false, seen_cap[5] = { false };
+	size_t nargs = 0;
 	pid_t pid;
-	int i, status, ret;
+	int status, ret, ncaps = 0;
 
 	memset(&p, 0, sizeof(p));
 	p.umask = -1;
 	p.console_sock = -1;
-	if (argc < 4)
-		fail("usage: lxcri-start exec NAME LXCPATH [options] -- ARGS...");
+	if (argc != 6 || strcmp(argv[4], "--spec-fd") != 0)
+		fail("usage: lxcri-start exec NAME LXCPATH --spec-fd FD");
 	name = argv[2];
 	lxcpath = argv[3];
-	p.env = calloc(argc, sizeof(char *));
-	if (!p.env)
+	open_spec(&spec, argv[5]);
+	p.env = calloc(spec_count(&spec, "env") + 1, sizeof(char *));
+	p.args = calloc(spec_count(&spec, "arg") + 1, sizeof(char *));
+	p.groups = calloc(spec_count(&spec, "group") + 1, sizeof(gid_t));
+	if (!p.env || !p.args || !p.groups)
 		fail("out of memory");
-	for (i = 4; i < argc; i++) {
-		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		long long n;
+	while (spec_next(&spec, &key, &val)) {
+		uint64_t n;
+		long long sn;
+		int k;
 
-		if (strcmp(a, "--") == 0) {
-			if (i + 1 < argc)
-				p.args = &argv[i + 1];
-			break;
-		}
-		if (strcmp(a, "--tty") == 0) {
-			p.tty = true;
-			continue;
-		}
-		if (strcmp(a, "--no-new-privs") == 0) {
-			p.no_new_privs = true;
-			continue;
-		}
-		if (!v)
-			fail("exec: %s needs a value", a);
-		i++;
-		if (strcmp(a, "--cwd") == 0) {
-			p.cwd = v;
-		} else if (strcmp(a, "--uid") == 0) {
-			if (!parse_long(v, 10, &n) || n < 0 || n > UINT32_MAX - 1)
-				fail("invalid uid %s", v);
-			p.uid = (uid_t)n;
-		} else if (strcmp(a, "--gid") == 0) {
-			if (!parse_long(v, 10, &n) || n < 0 || n > UINT32_MAX - 1)
-				fail("invalid gid %s", v);
-			p.gid = (gid_t)n;
-		} else if (strcmp(a, "--groups") == 0) {
-			char *dup = strdup(v), *tok, *save = NULL;
-			size_t cnt = 1;
-
-			for (const char *q = v; *q; q++)
-				cnt += *q == ',';
-			p.groups = calloc(cnt, sizeof(gid_t));
-			if (!dup || !p.groups)
-				fail("out of memory");
-			for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-				if (!parse_long(tok, 10, &n) || n < 0 || n > UINT32_MAX - 1)
-					fail("invalid group %s", tok);
-				p.groups[p.ngroups++] = (gid_t)n;
-			}
-		} else if (strcmp(a, "--env") == 0) {
-			if (!strchr(v, '='))
-				fail("invalid environment entry %s (want KEY=VALUE)", v);
-			p.env[p.nenv++] = (char *)v;
-		} else if (strcmp(a, "--umask") == 0) {
-			if (!parse_long(v, 8, &n) || n < 0 || n > 0777)
-				fail("invalid umask %s", v);
-			p.umask = n;
-		} else if (strcmp(a, "--caps") == 0) {
-			char *dup = strdup(v), *tok, *save = NULL;
+		for (k = 0; k < 5 && strcmp(key, cap_keys[k]) != 0; k++)
+			;
+		if (k < 5) {
 			uint64_t *sets[5] = { &p.cap_bounding, &p.cap_effective, &p.cap_permitted,
 					      &p.cap_inheritable, &p.cap_ambient };
-			int k = 0;
 
-			if (!dup)
-				fail("out of memory");
-			for (tok = strtok_r(dup, ",", &save); tok && k < 5; tok = strtok_r(NULL, ",", &save), k++)
-				if (!parse_u64(tok, 16, sets[k]))
-					fail("invalid capability mask %s", tok);
-			if (k != 5 || tok)
-				fail("--caps wants 5 hex masks, got %s", v);
-			p.caps = true;
-		} else if (strcmp(a, "--rlimit") == 0) {
-			long long res, soft, hard;
-			char *dup = strdup(v), *s1, *s2;
+			spec_once(key, &seen_cap[k]);
+			if (!parse_uint(val, 16, UINT64_MAX, sets[k]))
+				fail("spec: invalid capability mask %s (%s)", val, key);
+			ncaps++;
+		} else if (strcmp(key, "arg") == 0) {
+			p.args[nargs++] = (char *)val;
+		} else if (strcmp(key, "env") == 0) {
+			spec_env(val);
+			p.env[p.nenv++] = (char *)val;
+		} else if (strcmp(key, "cwd") == 0) {
+			spec_once(key, &seen_cwd);
+			p.cwd = val;
+		} else if (strcmp(key, "uid") == 0) {
+			spec_once(key, &seen_uid);
+			if (!parse_uint(val, 10, UINT32_MAX - 1, &n))
+				fail("spec: invalid uid %s", val);
+			p.uid = (uid_t)n;
+		} else if (strcmp(key, "gid") == 0) {
+			spec_once(key, &seen_gid);
+			if (!parse_uint(val, 10, UINT32_MAX - 1, &n))
+				fail("spec: invalid gid %s", val);
+			p.gid = (gid_t)n;
+		} else if (strcmp(key, "group") == 0) {
+			if (!parse_uint(val, 10, UINT32_MAX - 1, &n))
+				fail("spec: invalid group %s", val);
+			p.groups[p.ngroups++] = (gid_t)n;
+		} else if (strcmp(key, "umask") == 0) {
+			spec_once(key, &seen_umask);
+			if (!parse_uint(val, 8, 0777, &n))
+				fail("spec: invalid umask %s", val);
+			p.umask = (long long)n;
+		} else if (strcmp(key, "tty") == 0) {
+			spec_once(key, &seen_tty);
+			if (strcmp(val, "1") != 0)
+				fail("spec: invalid tty %s (want 1)", val);
+			p.tty = true;
+		} else if (strcmp(key, "no-new-privs") == 0) {
+			spec_once(key, &seen_nnp);
+			if (strcmp(val, "1") != 0)
+				fail("spec: invalid no-new-privs %s (want 1)", val);
+			p.no_new_privs = true;
+		} else if (strcmp(key, "rlimit") == 0) {
+			char *dup, *s1, *s2;
+			uint64_t res;
 
+			if (p.nrlimits >= MAX_RLIMITS)
+				fail("spec: more than %d rlimits", MAX_RLIMITS);
+			dup = strdup(val);
 			if (!dup)
 				fail("out of memory");
 			s1 = strchr(dup, ':');
 			s2 = s1 ? strchr(s1 + 1, ':') : NULL;
 			if (!s2)
-				fail("invalid rlimit %s (want RES:SOFT:HARD)", v);
+				fail("spec: invalid rlimit %s (want RES:SOFT:HARD)", val);
 			*s1++ = '\0';
 			*s2++ = '\0';
-			if (!parse_long(dup, 10, &res) || !parse_long(s1, 10, &soft) ||
-			    !parse_long(s2, 10, &hard) || res < 0 || res >= RLIM_NLIMITS)
-				fail("invalid rlimit %s", v);
-			if (p.nrlimits >= MAX_RLIMITS)
-				fail("too many rlimits");
+			if (!parse_uint(dup, 10, RLIM_NLIMITS - 1, &res) ||
+			    !parse_rlim(s1, &p.rlimits[p.nrlimits].lim.rlim_cur) ||
+			    !parse_rlim(s2, &p.rlimits[p.nrlimits].lim.rlim_max))
+				fail("spec: invalid rlimit %s (want RES:SOFT:HARD, values 0..2^64-1 or unlimited)", val);
 			p.rlimits[p.nrlimits].resource = (int)res;
-			p.rlimits[p.nrlimits].lim.rlim_cur = soft < 0 ? RLIM_INFINITY : (rlim_t)soft;
-			p.rlimits[p.nrlimits].lim.rlim_max = hard < 0 ? RLIM_INFINITY : (rlim_t)hard;
 			p.nrlimits++;
-		} else if (strcmp(a, "--oom-score-adj") == 0) {
-			if (!parse_long(v, 10, &n) || n < -1000 || n > 1000)
-				fail("invalid oom_score_adj %s", v);
-			p.oom_score_adj = v;
+			free(dup);
+		} else if (strcmp(key, "oom-score-adj") == 0) {
+			spec_once(key, &seen_oom);
+			if (!parse_int(val, -1000, 1000, &sn))
+				fail("spec: invalid oom_score_adj %s", val);
+			p.oom_score_adj = val;
 		} else {
-			fail("exec: unknown argument %s", a);
+			fail("spec: exec: unknown key %s", key);
 		}
 	}
-	if (!p.args || !p.args[0])
-		fail("exec: no command given");
+	if (ncaps != 0 && ncaps != 5)
+		fail("spec: exec: %d of the 5 capability sets given (all or none)", ncaps);
+	p.caps = ncaps == 5;
+	if (nargs == 0 || !p.args[0][0])
+		fail("spec: exec: no command given");
 	if (p.tty && fcntl(CONSOLE_FD, F_GETFD) >= 0) {
 		fcntl(CONSOLE_FD, F_SETFD, FD_CLOEXEC);
 		p.console_sock = CONSOLE_FD;
@@ -857,8 +1106,10 @@ static int mkdir_in_root(int rootfd, const char *rel)
 				if (pfd < 0)
 					return -errno;
 				if (mkdirat(pfd, last + 1, 0755) < 0 && errno != EEXIST) {
+					int err = errno;
+
 					close(pfd);
-					return -errno;
+					return -err;
 				}
 				close(pfd);
 			} else {
@@ -879,89 +1130,192 @@ static int mkdir_in_root(int rootfd, const char *rel)
 	}
 }
 
+/* make_device makes one device node of a TYPE:MAJ:MIN:MODE:UID:GID:PATH spec (or "ptmx")
+ * inside rootfd. Errors are printed; returns 0 or 1. */
+static int make_device(int rootfd, const char *arg)
+{
+	char *spec = NULL, *dir = NULL, *base, *path, *f[6];
+	uint64_t maj, min, mode, uid, gid;
+	int dfd = -1, ret = 1, k;
+	mode_t fmt;
+
+	if (strcmp(arg, "ptmx") == 0) {
+		dfd = mkdir_in_root(rootfd, "dev");
+		if (dfd < 0) {
+			fprintf(stderr, "lxcri-start devices: mkdir /dev: %s\n", strerror(-dfd));
+			return 1;
+		}
+		unlinkat(dfd, "ptmx", 0);
+		if (symlinkat("pts/ptmx", dfd, "ptmx") < 0) {
+			fprintf(stderr, "lxcri-start devices: symlink /dev/ptmx: %s\n", strerror(errno));
+			goto out;
+		}
+		ret = 0;
+		goto out;
+	}
+	spec = strdup(arg);
+	if (!spec) {
+		fprintf(stderr, "lxcri-start devices: out of memory\n");
+		goto out;
+	}
+	f[0] = spec;
+	for (k = 1; k < 6; k++) {
+		char *c = strchr(f[k - 1], ':');
+
+		if (!c)
+			goto invalid;
+		*c = '\0';
+		f[k] = c + 1;
+	}
+	path = strchr(f[5], ':');
+	if (!path || strlen(f[0]) != 1)
+		goto invalid;
+	*path++ = '\0';
+	if (!parse_uint(f[1], 10, UINT32_MAX, &maj) || !parse_uint(f[2], 10, UINT32_MAX, &min) ||
+	    !parse_uint(f[3], 8, 07777, &mode) || !parse_uint(f[4], 10, UINT32_MAX - 1, &uid) ||
+	    !parse_uint(f[5], 10, UINT32_MAX - 1, &gid) || path[0] != '/')
+		goto invalid;
+	switch (f[0][0]) {
+	case 'c':
+		fmt = S_IFCHR;
+		break;
+	case 'b':
+		fmt = S_IFBLK;
+		break;
+	case 'p':
+		fmt = S_IFIFO;
+		break;
+	default:
+		goto invalid;
+	}
+	dir = strdup(path);
+	if (!dir) {
+		fprintf(stderr, "lxcri-start devices: out of memory\n");
+		goto out;
+	}
+	base = strrchr(dir, '/');
+	*base++ = '\0';
+	dfd = *dir ? mkdir_in_root(rootfd, dir) : fcntl(rootfd, F_DUPFD_CLOEXEC, 0);
+	if (dfd < 0) {
+		fprintf(stderr, "lxcri-start devices: mkdir %s: %s\n", *dir ? dir : "/",
+			strerror(dfd == -1 ? errno : -dfd));
+		goto out;
+	}
+	if (unlinkat(dfd, base, 0) < 0 && errno != ENOENT) {
+		fprintf(stderr, "lxcri-start devices: remove %s: %s\n", path, strerror(errno));
+		goto out;
+	}
+	if (mknodat(dfd, base, fmt | (mode_t)mode, makedev(maj, min)) < 0) {
+		fprintf(stderr, "lxcri-start devices: mknod %s: %s\n", path, strerror(errno));
+		goto out;
+	}
+	if (fchownat(dfd, base, (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW) < 0) {
+		fprintf(stderr, "lxcri-start devices: chown %s: %s\n", path, strerror(errno));
+		goto out;
+	}
+	if (fchmodat(dfd, base, (mode_t)mode, 0) < 0) {
+		fprintf(stderr, "lxcri-start devices: chmod %s: %s\n", path, strerror(errno));
+		goto out;
+	}
+	ret = 0;
+	goto out;
+invalid:
+	fprintf(stderr, "lxcri-start devices: invalid spec %s\n", arg);
+out:
+	if (dfd >= 0)
+		close(dfd);
+	free(dir);
+	free(spec);
+	return ret;
+}
+
 static int do_devices(int argc, char **argv)
 {
 	const char *root = getenv("LXC_ROOTFS_MOUNT");
-	int rootfd;
+	int rootfd, ret = 0;
 
 	if (!root)
 		fail("devices: LXC_ROOTFS_MOUNT is not set (run as lxc.hook.autodev)");
 	rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		fail("devices: open %s: %s", root, strerror(errno));
-	for (int i = 2; i < argc; i++) {
-		char *spec = argv[i], *dir, *base, *path;
-		char type;
-		long long maj, min, mode, uid, gid;
-		char *f[6];
-		int dfd, k;
-		mode_t fmt;
-
-		if (strcmp(spec, "ptmx") == 0) {
-			dfd = mkdir_in_root(rootfd, "dev");
-			if (dfd < 0)
-				fail("devices: mkdir /dev: %s", strerror(-dfd));
-			unlinkat(dfd, "ptmx", 0);
-			if (symlinkat("pts/ptmx", dfd, "ptmx") < 0)
-				fail("devices: symlink /dev/ptmx: %s", strerror(errno));
-			close(dfd);
-			continue;
-		}
-		/* TYPE:MAJ:MIN:MODE:UID:GID:PATH */
-		f[0] = spec;
-		for (k = 1; k < 6; k++) {
-			char *c = strchr(f[k - 1], ':');
-
-			if (!c)
-				fail("devices: invalid spec %s", argv[i]);
-			*c = '\0';
-			f[k] = c + 1;
-		}
-		path = strchr(f[5], ':');
-		if (!path || strlen(f[0]) != 1)
-			fail("devices: invalid spec %s", argv[i]);
-		*path++ = '\0';
-		type = f[0][0];
-		if (!parse_long(f[1], 10, &maj) || !parse_long(f[2], 10, &min) ||
-		    !parse_long(f[3], 8, &mode) || !parse_long(f[4], 10, &uid) ||
-		    !parse_long(f[5], 10, &gid) || path[0] != '/')
-			fail("devices: invalid spec for %s", path);
-		switch (type) {
-		case 'c':
-			fmt = S_IFCHR;
-			break;
-		case 'b':
-			fmt = S_IFBLK;
-			break;
-		case 'p':
-			fmt = S_IFIFO;
-			break;
-		default:
-			fail("devices: invalid type %c for %s", type, path);
-		}
-		dir = strdup(path);
-		if (!dir)
-			fail("out of memory");
-		base = strrchr(dir, '/');
-		*base++ = '\0';
-		dfd = *dir ? mkdir_in_root(rootfd, dir) : dup(rootfd);
-		if (dfd < 0)
-			fail("devices: mkdir %s: %s", *dir ? dir : "/", strerror(dfd == -1 ? errno : -dfd));
-		if (unlinkat(dfd, base, 0) < 0 && errno != ENOENT)
-			fail("devices: remove %s: %s", path, strerror(errno));
-		if (mknodat(dfd, base, fmt | (mode_t)(mode & 07777), makedev(maj, min)) < 0)
-			fail("devices: mknod %s: %s", path, strerror(errno));
-		if (fchownat(dfd, base, (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW) < 0)
-			fail("devices: chown %s: %s", path, strerror(errno));
-		if (fchmodat(dfd, base, (mode_t)(mode & 07777), 0) < 0)
-			fail("devices: chmod %s: %s", path, strerror(errno));
-		close(dfd);
-		free(dir);
-	}
-	return 0;
+	for (int i = 2; i < argc && ret == 0; i++)
+		ret = make_device(rootfd, argv[i]);
+	close(rootfd);
+	return ret ? HELPER_FAILED : 0;
 }
 
 /* --- sysctl ------------------------------------------------------------------------ */
+
+/* join_ns joins the namespace ns of process pid unless we are in it already. */
+static int join_ns(const char *pid, const char *ns)
+{
+	char path[64];
+	struct stat theirs, ours;
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), "/proc/%s/ns/%s", pid, ns);
+	if (stat(path, &theirs) < 0) {
+		fprintf(stderr, "lxcri-start sysctl: stat %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	{
+		char self[64];
+
+		snprintf(self, sizeof(self), "/proc/self/ns/%s", ns);
+		if (stat(self, &ours) == 0 && ours.st_ino == theirs.st_ino && ours.st_dev == theirs.st_dev)
+			return 0;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "lxcri-start sysctl: open %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	if (setns(fd, 0) < 0) {
+		fprintf(stderr, "lxcri-start sysctl: join %s: %s\n", path, strerror(errno));
+		ret = 1;
+	}
+	close(fd);
+	return ret;
+}
+
+/* write_sysctl writes one KEY=VALUE setting to /proc/sys. */
+static int write_sysctl(const char *arg)
+{
+	char path[PATH_MAX];
+	const char *eq = strchr(arg, '=');
+	size_t n, len;
+	ssize_t w;
+	int fd, ret = 0;
+
+	if (!eq || eq == arg || strstr(arg, "..") || arg[0] == '/') {
+		fprintf(stderr, "lxcri-start sysctl: invalid setting %s\n", arg);
+		return 1;
+	}
+	n = (size_t)(eq - arg);
+	if (n + strlen("/proc/sys/") >= sizeof(path)) {
+		fprintf(stderr, "lxcri-start sysctl: name too long\n");
+		return 1;
+	}
+	strcpy(path, "/proc/sys/");
+	for (size_t k = 0; k < n; k++)
+		path[10 + k] = arg[k] == '.' ? '/' : arg[k];
+	path[10 + n] = '\0';
+	fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "lxcri-start sysctl: open %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	len = strlen(eq + 1);
+	w = write(fd, eq + 1, len);
+	if (w < 0 || (size_t)w != len) {
+		fprintf(stderr, "lxcri-start sysctl: write %s to %s: %s\n", eq + 1, path,
+			w < 0 ? strerror(errno) : "short write");
+		ret = 1;
+	}
+	close(fd);
+	return ret;
+}
 
 static int do_sysctl(int argc, char **argv)
 {
@@ -970,44 +1324,12 @@ static int do_sysctl(int argc, char **argv)
 
 	if (!pid)
 		fail("sysctl: LXC_PID is not set (run as lxc.hook.start-host)");
-	for (size_t i = 0; i < sizeof(nss) / sizeof(nss[0]); i++) {
-		char path[64];
-		struct stat theirs, ours;
-		int fd;
-
-		snprintf(path, sizeof(path), "/proc/%s/ns/%s", pid, nss[i]);
-		if (stat(path, &theirs) < 0)
-			fail("sysctl: stat %s: %s", path, strerror(errno));
-		snprintf(path, sizeof(path), "/proc/self/ns/%s", nss[i]);
-		if (stat(path, &ours) == 0 && ours.st_ino == theirs.st_ino && ours.st_dev == theirs.st_dev)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/ns/%s", pid, nss[i]);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || setns(fd, 0) < 0)
-			fail("sysctl: join %s: %s", path, strerror(errno));
-		close(fd);
-	}
-	for (int i = 2; i < argc; i++) {
-		char path[PATH_MAX], *eq = strchr(argv[i], '=');
-		size_t n;
-		int fd;
-
-		if (!eq || eq == argv[i] || strstr(argv[i], "..") || argv[i][0] == '/')
-			fail("sysctl: invalid setting %s", argv[i]);
-		n = (size_t)(eq - argv[i]);
-		if (n + strlen("/proc/sys/") >= sizeof(path))
-			fail("sysctl: name too long");
-		strcpy(path, "/proc/sys/");
-		for (size_t k = 0; k < n; k++)
-			path[10 + k] = argv[i][k] == '.' ? '/' : argv[i][k];
-		path[10 + n] = '\0';
-		fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-		if (fd < 0)
-			fail("sysctl: open %s: %s", path, strerror(errno));
-		if (write(fd, eq + 1, strlen(eq + 1)) < 0)
-			fail("sysctl: write %s to %s: %s", eq + 1, path, strerror(errno));
-		close(fd);
-	}
+	for (size_t i = 0; i < sizeof(nss) / sizeof(nss[0]); i++)
+		if (join_ns(pid, nss[i]) != 0)
+			return HELPER_FAILED;
+	for (int i = 2; i < argc; i++)
+		if (write_sysctl(argv[i]) != 0)
+			return HELPER_FAILED;
 	return 0;
 }
 
@@ -1021,7 +1343,7 @@ static long init_host_pid(void)
 	long long monitor;
 	char path[64] = "/proc/self/stat";
 
-	if (!m || !parse_long(m, 10, &monitor))
+	if (!m || !parse_int(m, 1, INT_MAX, &monitor))
 		return -1;
 	for (int depth = 0; depth < 16; depth++) {
 		char buf[1024], *p;
@@ -1045,42 +1367,143 @@ static long init_host_pid(void)
 	return -1;
 }
 
-static int do_oci_hook(int argc, char **argv)
+/* read_all reads file path into a NUL-terminated buffer (*len bytes before the NUL). */
+static char *read_all(const char *path, size_t max, size_t *len)
 {
-	char *buf = NULL, *p, *end, **args, **env, *state, *pidpos;
-	size_t cap = 0, len = 0;
-	long timeout, nargs, nenv, pid = -1;
-	int fd, pipefd[2], status;
-	pid_t child;
-	struct timespec start;
-	char pidstr[32], *newstate;
-	const char *lxcpid = getenv("LXC_PID");
+	char *buf = NULL, *nb;
+	size_t cap = 0;
+	int fd, err = 0;
 
-	if (argc < 3)
-		fail("usage: lxcri-start oci-hook FILE");
-	fd = open(argv[2], O_RDONLY | O_CLOEXEC);
+	*len = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		fail("oci-hook: open %s: %s", argv[2], strerror(errno));
+		fail("oci-hook: open %s: %s", path, strerror(errno));
 	for (;;) {
 		ssize_t r;
 
-		if (len + 4096 > cap) {
+		if (*len == cap) {
+			if (cap >= max) {
+				err = EFBIG;
+				break;
+			}
 			cap = cap ? cap * 2 : 65536;
-			buf = realloc(buf, cap + 1);
-			if (!buf)
-				fail("out of memory");
+			if (cap > max)
+				cap = max;
+			nb = realloc(buf, cap + 1);
+			if (!nb) {
+				err = ENOMEM;
+				break;
+			}
+			buf = nb;
 		}
-		r = read(fd, buf + len, cap - len);
+		r = read(fd, buf + *len, cap - *len);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0)
-			fail("oci-hook: read %s: %s", argv[2], strerror(errno));
+		if (r < 0) {
+			err = errno;
+			break;
+		}
 		if (r == 0)
 			break;
-		len += r;
+		*len += (size_t)r;
 	}
 	close(fd);
-	buf[len] = '\0';
+	if (err) {
+		free(buf);
+		fail("oci-hook: read %s: %s", path, strerror(err));
+	}
+	if (!buf)
+		fail("oci-hook: %s is empty", path);
+	buf[*len] = '\0';
+	return buf;
+}
+
+/*
+ * hook_fail prints why an OCI hook failed and, when the hook runs for a start helper with
+ * a report fd, reports it there as the start's error (liblxc logs a hook's output only as
+ * INFO, and its own error just says that a hook failed). Returns 1.
+ */
+static int hook_fail(const char *fmt, ...)
+{
+	const char *path = getenv(PID_FILE_ENV);
+	char buf[1024];
+	va_list ap;
+	int n, fd;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return 1;
+	if (n > (int)sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2;
+	for (int i = 0; i < n; i++)
+		if (buf[i] == '\n')
+			buf[i] = ' ';
+	fprintf(stderr, "%s\n", buf);
+	if (!path)
+		return 1;
+	fd = open(path, O_WRONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return 1;
+	buf[n++] = '\n';
+	if (dprintf(fd, "error %.*s", n, buf) < 0)
+		fprintf(stderr, "oci-hook: report to %s: %s\n", path, strerror(errno));
+	close(fd);
+	return 1;
+}
+
+/* wait_hook waits for the hook child (the leader of its own process group); after timeout
+ * seconds (0: none) it kills the whole group, so that what the hook left running in the
+ * background cannot hold liblxc's output pipe or outlive the container's start. */
+static int wait_hook(pid_t child, long timeout, const char *path)
+{
+	struct timespec start, now, nap = { 0, 5 * 1000 * 1000 };
+	int status;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		pid_t r = waitpid(child, &status, timeout > 0 ? WNOHANG : 0);
+
+		if (r == child)
+			break;
+		if (r < 0 && errno != EINTR) {
+			int err = errno;
+
+			kill(-child, SIGKILL);
+			return hook_fail("oci-hook: waitpid: %s", strerror(err));
+		}
+		if (timeout <= 0)
+			continue;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - start.tv_sec) * 1000000000LL + (now.tv_nsec - start.tv_nsec) >=
+		    timeout * 1000000000LL) {
+			if (kill(-child, SIGKILL) < 0)
+				kill(child, SIGKILL);
+			while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+				;
+			return hook_fail("oci-hook: %s timed out after %lds", path, timeout);
+		}
+		nanosleep(&nap, NULL);
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	return hook_fail("oci-hook: %s failed with status %d", path, exit_status(status));
+}
+
+static int do_oci_hook(int argc, char **argv)
+{
+	char *buf, *p, *end, **args, **env, *state, *pidpos, *path;
+	size_t len;
+	long timeout, nargs, nenv, pid = -1;
+	int pipefd[2];
+	pid_t child;
+	char pidstr[32], *newstate;
+	const char *lxcpid = getenv("LXC_PID");
+
+	if (argc != 3)
+		fail("usage: lxcri-start oci-hook FILE");
+	buf = read_all(argv[2], SPEC_MAX, &len);
 	p = buf;
 	end = buf + len;
 #define NEXT(var)                                                         \
@@ -1091,44 +1514,43 @@ static int do_oci_hook(int argc, char **argv)
 		p += strlen(p) + 1;                                       \
 	} while (0)
 	{
-		char *magic, *path, *s;
-		long long v;
+		char *magic, *s;
+		uint64_t v;
 
 		NEXT(magic);
 		if (strcmp(magic, "lxcri-hook-v1") != 0)
 			fail("oci-hook: %s is no hook description", argv[2]);
 		NEXT(path);
 		NEXT(s);
-		if (!parse_long(s, 10, &v))
+		if (!parse_uint(s, 10, INT_MAX, &v))
 			fail("oci-hook: bad timeout");
 		timeout = (long)v;
 		NEXT(s);
-		if (!parse_long(s, 10, &v) || v < 1 || v > 1 << 20)
+		if (!parse_uint(s, 10, 1 << 20, &v) || v < 1)
 			fail("oci-hook: bad argument count");
 		nargs = (long)v;
-		args = calloc(nargs + 1, sizeof(char *));
+		args = calloc((size_t)nargs + 1, sizeof(char *));
 		if (!args)
 			fail("out of memory");
 		for (long i = 0; i < nargs; i++)
 			NEXT(args[i]);
 		NEXT(s);
-		if (!parse_long(s, 10, &v) || v < 0 || v > 1 << 20)
+		if (!parse_uint(s, 10, 1 << 20, &v))
 			fail("oci-hook: bad environment count");
 		nenv = (long)v;
-		env = calloc(nenv + 1, sizeof(char *));
+		env = calloc((size_t)nenv + 1, sizeof(char *));
 		if (!env)
 			fail("out of memory");
 		for (long i = 0; i < nenv; i++)
 			NEXT(env[i]);
 		NEXT(state);
-		argv[2] = path;
 	}
 #undef NEXT
 
 	if (lxcpid) {
 		long long v;
 
-		if (parse_long(lxcpid, 10, &v))
+		if (parse_int(lxcpid, 1, INT_MAX, &v))
 			pid = (long)v;
 	} else {
 		pid = init_host_pid();
@@ -1136,7 +1558,7 @@ static int do_oci_hook(int argc, char **argv)
 	snprintf(pidstr, sizeof(pidstr), "\"pid\":%ld", pid);
 	pidpos = strstr(state, "\"pid\":-1");
 	if (pidpos) {
-		size_t pre = pidpos - state, oldlen = strlen("\"pid\":-1");
+		size_t pre = (size_t)(pidpos - state), oldlen = strlen("\"pid\":-1");
 
 		newstate = malloc(strlen(state) + strlen(pidstr) + 1);
 		if (!newstate)
@@ -1150,14 +1572,26 @@ static int do_oci_hook(int argc, char **argv)
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		fail("oci-hook: pipe: %s", strerror(errno));
 	child = fork();
-	if (child < 0)
-		fail("oci-hook: fork: %s", strerror(errno));
+	if (child < 0) {
+		int err = errno;
+
+		close(pipefd[0]);
+		close(pipefd[1]);
+		fail("oci-hook: fork: %s", strerror(err));
+	}
 	if (child == 0) {
-		dup2(pipefd[0], STDIN_FILENO);
-		execve(argv[2], args, env);
-		fprintf(stderr, "oci-hook: exec %s: %s\n", argv[2], strerror(errno));
+		/* Its own process group: a timeout kills all the hook started. */
+		setpgid(0, 0);
+		if (dup2(pipefd[0], STDIN_FILENO) < 0)
+			_exit(127);
+		close_inherited(NULL, 0);
+		execve(path, args, env);
+		fprintf(stderr, "oci-hook: exec %s: %s\n", path, strerror(errno));
 		_exit(127);
 	}
+	/* Also here: the group must exist before a timeout can kill it (EACCES once the
+	 * child execed means it did it itself). */
+	setpgid(child, child);
 	close(pipefd[0]);
 	signal(SIGPIPE, SIG_IGN);
 	{
@@ -1170,35 +1604,11 @@ static int do_oci_hook(int argc, char **argv)
 				continue;
 			if (w < 0)
 				break; /* the hook need not read its stdin */
-			off += w;
+			off += (size_t)w;
 		}
 	}
 	close(pipefd[1]);
-
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	for (;;) {
-		pid_t r = waitpid(child, &status, timeout > 0 ? WNOHANG : 0);
-		struct timespec now, nap = { 0, 5 * 1000 * 1000 };
-
-		if (r == child)
-			break;
-		if (r < 0 && errno != EINTR)
-			fail("oci-hook: waitpid: %s", strerror(errno));
-		if (timeout <= 0)
-			continue;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec - start.tv_sec >= timeout) {
-			kill(child, SIGKILL);
-			waitpid(child, &status, 0);
-			fprintf(stderr, "oci-hook: %s timed out after %lds\n", argv[2], timeout);
-			return 1;
-		}
-		nanosleep(&nap, NULL);
-	}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		return 0;
-	fprintf(stderr, "oci-hook: %s failed with status %d\n", argv[2], exit_status(status));
-	return 1;
+	return wait_hook(child, timeout, path);
 }
 
 int main(int argc, char **argv)
