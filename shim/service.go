@@ -209,6 +209,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	}
 	t := newContainerTask(r.ID, r.Bundle, stateDir, cfg.Backend, c, stdio)
 	t.zfs = zroot
+	t.killAllOnExit = !ownsPIDNamespace(spec)
 	s.mu.Lock()
 	s.tasks[r.ID] = t
 	s.mu.Unlock()
@@ -245,6 +246,9 @@ func (s *service) watchInit(t *containerTask, oom <-chan struct{}) {
 		case <-t.init.Done():
 			done = true
 		}
+	}
+	if t.killAllOnExit {
+		s.killRemaining(t)
 	}
 	// The kernel signals an OOM kill before the victim is reaped; drain what is pending.
 	for drained := false; oom != nil && !drained; {
@@ -294,6 +298,18 @@ func (s *service) watchInit(t *containerTask, oom <-chan struct{}) {
 		ExitStatus:  uint32(e.Status),
 		ExitedAt:    protobuf.ToTimestamp(e.ExitedAt),
 	})
+}
+
+// killRemaining kills what the init left in the container's cgroup. Without a pid
+// namespace of its own, the init's death does not end the container's other processes (the
+// kernel kills a namespace's processes only when that namespace's init dies): a background
+// process would outlive the task and keep its cgroup busy when Delete removes it. As
+// containerd's runc shim does, everything left is killed before the init's exit is
+// published, which also ends the execs that exit waits for.
+func (s *service) killRemaining(t *containerTask) {
+	if err := t.container.KillAll(s.ctx, syscall.SIGKILL); err != nil && !errdefs.IsNotFound(err) {
+		log.G(s.ctx).WithError(err).WithField("id", t.id).Warn("kill the processes left after the init's exit")
+	}
 }
 
 func (s *service) watchExec(t *containerTask, p *proc) {
