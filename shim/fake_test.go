@@ -105,8 +105,15 @@ func (c *fakeContainer) Update(ctx context.Context, res *specs.LinuxResources) e
 func (c *fakeContainer) Checkpoint(ctx context.Context, req *runtime.CheckpointRequest) error {
 	return nil
 }
-func (c *fakeContainer) OOM() <-chan struct{}                         { return nil }
-func (c *fakeContainer) Delete(ctx context.Context, force bool) error { return nil }
+func (c *fakeContainer) OOM() <-chan struct{} { return nil }
+
+// Delete ends a created init, as a backend's forced delete does.
+func (c *fakeContainer) Delete(ctx context.Context, force bool) error {
+	if force {
+		c.init.SetExited(137)
+	}
+	return nil
+}
 
 type fakeProc struct {
 	*runtime.Proc

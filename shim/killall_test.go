@@ -14,10 +14,13 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/shutdown"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // newFakeService makes a task service whose only backend, "lxc", is a fake.
-func newFakeService(t *testing.T, config string) (taskAPI.TTRPCTaskService, context.Context, *fakeBackend, *callLog) {
+// It returns the service, a context in namespace "unit", the backend, the log of calls
+// and events, and the state folder.
+func newFakeService(t *testing.T, config string) (taskAPI.TTRPCTaskService, context.Context, *fakeBackend, *callLog, string) {
 	t.Helper()
 	state := t.TempDir()
 	cfg := filepath.Join(t.TempDir(), "config.toml")
@@ -33,7 +36,12 @@ func newFakeService(t *testing.T, config string) (taskAPI.TTRPCTaskService, cont
 		t.Fatal(err)
 	}
 	t.Cleanup(sd.Shutdown)
-	return s, ctx, fb, l
+	return s, ctx, fb, l, state
+}
+
+// protoAny wraps a JSON process spec as containerd sends it.
+func protoAny(b []byte) *anypb.Any {
+	return &anypb.Any{TypeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Process", Value: b}
 }
 
 // writeBundle makes a bundle with a rootfs folder and spec as its config.json.
@@ -68,7 +76,7 @@ func TestKillAllOnInitExit(t *testing.T) {
 		{"no linux section", nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, ctx, fb, l := newFakeService(t, "")
+			s, ctx, fb, l, _ := newFakeService(t, "")
 			bundle := writeBundle(t, &specs.Spec{Process: &specs.Process{Args: []string{"sh"}}, Root: &specs.Root{Path: "rootfs"}, Linux: tc.linux})
 			if _, err := s.Create(ctx, &taskAPI.CreateTaskRequest{ID: "c1", Bundle: bundle}); err != nil {
 				t.Fatal(err)

@@ -16,7 +16,6 @@ import (
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/api/types/task"
-	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/protobuf"
 	ptypes "github.com/containerd/containerd/v2/pkg/protobuf/types"
 	"github.com/containerd/containerd/v2/pkg/shim"
@@ -83,6 +82,9 @@ func (s *service) RegisterTTRPC(server *ttrpc.Server) error {
 }
 
 func (s *service) get(id string) (*containerTask, error) {
+	if err := validName("task id", id); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t, ok := s.tasks[id]
@@ -97,6 +99,11 @@ func (s *service) getProcess(id, execID string) (*containerTask, *proc, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if execID != "" {
+		if err := validName("exec id", execID); err != nil {
+			return nil, nil, err
+		}
+	}
 	p, err := t.process(execID)
 	return t, p, err
 }
@@ -105,13 +112,13 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
 	s.lifecycle.Lock()
 	defer s.lifecycle.Unlock()
-	if r.ID == "" {
-		return nil, fmt.Errorf("task id is empty: %w", errdefs.ErrInvalidArgument)
+	if err := validName("task id", r.ID); err != nil {
+		return nil, err
 	}
 	if _, err := s.get(r.ID); err == nil {
 		return nil, fmt.Errorf("task %q: %w", r.ID, errdefs.ErrAlreadyExists)
 	}
-	ns, err := namespaces.NamespaceRequired(ctx)
+	ns, err := requestNamespace(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +138,10 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		return nil, err
 	}
 
-	stateDir := filepath.Join(cfg.StateDir, ns, r.ID)
+	stateDir, err := containerStateDir(cfg.StateDir, ns, r.ID)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(stateDir, 0o711); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
@@ -427,8 +437,8 @@ func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (_ *p
 	if err != nil {
 		return nil, err
 	}
-	if r.ExecID == "" {
-		return nil, fmt.Errorf("exec id is empty: %w", errdefs.ErrInvalidArgument)
+	if err := validName("exec id", r.ExecID); err != nil {
+		return nil, err
 	}
 	if t.init.exited() {
 		return nil, fmt.Errorf("task %q has exited: %w", r.ID, errdefs.ErrFailedPrecondition)
