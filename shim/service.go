@@ -122,6 +122,11 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if err != nil {
 		return nil, err
 	}
+	// The bundle holds the shim's record and rootfs mount: containerd gives an absolute
+	// path of its own.
+	if !filepath.IsAbs(r.Bundle) || filepath.Clean(r.Bundle) != r.Bundle {
+		return nil, fmt.Errorf("bundle %q of task %q is not a clean absolute path: %w", r.Bundle, r.ID, errdefs.ErrInvalidArgument)
+	}
 	spec, err := readSpec(r.Bundle)
 	if err != nil {
 		return nil, err

@@ -75,6 +75,10 @@ func TestServiceBadRequests(t *testing.T) {
 			_, err := s.Create(ctx, &taskAPI.CreateTaskRequest{ID: "a", Bundle: noArgs})
 			return err
 		}, errdefs.IsInvalidArgument, "process.args is empty"},
+		{"relative bundle", func() error {
+			_, err := s.Create(ctx, &taskAPI.CreateTaskRequest{ID: "a", Bundle: "bundle/../x"})
+			return err
+		}, errdefs.IsInvalidArgument, "is not a clean absolute path"},
 		{"empty id", func() error {
 			_, err := s.Create(ctx, &taskAPI.CreateTaskRequest{Bundle: noArgs})
 			return err
