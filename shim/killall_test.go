@@ -113,6 +113,30 @@ func TestKillAllOnInitExit(t *testing.T) {
 	}
 }
 
+// TestNoKillAllForUnstartedTask: a created task deleted before it started ran nothing but
+// its held init, so its deletion asks for no kill-all (which would race the backend's
+// forced delete).
+func TestNoKillAllForUnstartedTask(t *testing.T) {
+	s, ctx, _, l, _ := newFakeService(t, "")
+	bundle := writeBundle(t, &specs.Spec{Process: &specs.Process{Args: []string{"sh"}}, Root: &specs.Root{Path: "rootfs"}})
+	if _, err := s.Create(ctx, &taskAPI.CreateTaskRequest{ID: "c1", Bundle: bundle}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Delete(ctx, &taskAPI.DeleteRequest{ID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.Contains(l.list(), ctdruntime.TaskExitEventTopic) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no TaskExit published; calls %v", l.list())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if slices.Contains(l.list(), "kill-all killed") {
+		t.Errorf("kill-all for a task that never started; calls %v", l.list())
+	}
+}
+
 func countOf(l []string, s string) int {
 	n := 0
 	for _, x := range l {

@@ -262,7 +262,8 @@ func (s *service) watchInit(t *containerTask, oom <-chan struct{}) {
 			done = true
 		}
 	}
-	if t.killAllOnExit {
+	// A created task that never started ran nothing else.
+	if t.killAllOnExit && t.init.wasStarted() {
 		s.killRemaining(t)
 	}
 	// The kernel signals an OOM kill before the victim is reaped; drain what is pending.
