@@ -28,17 +28,21 @@ const (
 // KnownBackends are the names a configuration may choose.
 var KnownBackends = []string{"crun", "lxc", "proxmox-lxc", "proxmox-vm"}
 
-// Config is lxcri's one configuration schema. The same TOML is read from the host file,
-// from the runtime options containerd passes (config_path or config_body) and, for the
-// backend name, from a container annotation; later sources override earlier ones key by key.
+// Config is lxcri's one configuration schema. The same TOML is read from the host file and
+// from the runtime options containerd passes (config_path or config_body); later sources
+// override earlier ones key by key. A container annotation may then choose the backend,
+// where AllowedAnnotations lets it.
 type Config struct {
 	// Backend is the default backend name.
 	Backend string `toml:"backend"`
 	// StateDir is where containers keep private state.
-	StateDir string     `toml:"state_dir"`
-	Crun     CrunConfig `toml:"crun"`
-	LXC      LXCConfig  `toml:"lxc"`
-	ZFS      ZFSConfig  `toml:"zfs"`
+	StateDir string `toml:"state_dir"`
+	// AllowedAnnotations lists the io.lxcri.* annotations containers may use: names, or
+	// prefixes ending in "*". Default none: through CRI, annotations are the pod author's.
+	AllowedAnnotations []string   `toml:"allowed_annotations"`
+	Crun               CrunConfig `toml:"crun"`
+	LXC                LXCConfig  `toml:"lxc"`
+	ZFS                ZFSConfig  `toml:"zfs"`
 }
 
 // ZFSConfig puts the root filesystems of local containers (lxc, crun) on ZFS datasets,
@@ -129,12 +133,13 @@ func (c *Config) Merge(source string, body []byte) error {
 		}
 		return fmt.Errorf("invalid configuration in %s: %v: %w", source, err, errdefs.ErrInvalidArgument)
 	}
-	return nil
+	return c.validateAllowedAnnotations(source)
 }
 
 // Clone returns an independent copy.
 func (c *Config) Clone() *Config {
 	cc := *c
+	cc.AllowedAnnotations = append([]string(nil), c.AllowedAnnotations...)
 	return &cc
 }
 

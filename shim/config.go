@@ -14,7 +14,8 @@ import (
 
 // effectiveConfig layers the configuration of one container: the host file, then the
 // runtime options containerd passes (a RuntimeClass handler's options, or
-// `ctr --runtime-config-path`), then the backend annotation.
+// `ctr --runtime-config-path`), then the backend annotation where the first two allow it.
+// Both configuration sources are the operator's: either may set allowed_annotations.
 func effectiveConfig(options typeurl.Any, spec *specs.Spec) (*runtime.Config, error) {
 	cfg, err := runtime.LoadHostConfig()
 	if err != nil {
@@ -48,7 +49,14 @@ func effectiveConfig(options typeurl.Any, spec *specs.Spec) (*runtime.Config, er
 		}
 	}
 	if spec != nil {
+		if err := cfg.CheckAnnotations(spec.Annotations); err != nil {
+			return nil, err
+		}
 		if b, ok := spec.Annotations[runtime.BackendAnnotation]; ok {
+			// The value goes into the bundle's record and the log: it must be a backend name.
+			if err := runtime.ValidateBackend(b); err != nil {
+				return nil, fmt.Errorf("annotation %s: %w", runtime.BackendAnnotation, err)
+			}
 			cfg.Backend = b
 		}
 	}

@@ -2,6 +2,7 @@ package shim
 
 import (
 	"context"
+	"sync"
 
 	"github.com/containerd/containerd/v2/core/events"
 	ctdruntime "github.com/containerd/containerd/v2/core/runtime"
@@ -14,6 +15,9 @@ import (
 type eventQueue struct {
 	ch   chan events.Event
 	done chan struct{}
+
+	mu     sync.Mutex
+	closed bool
 }
 
 func newEventQueue(ctx context.Context, publisher shim.Publisher) *eventQueue {
@@ -31,10 +35,24 @@ func newEventQueue(ctx context.Context, publisher shim.Publisher) *eventQueue {
 	return q
 }
 
-func (q *eventQueue) send(e events.Event) { q.ch <- e }
+// send queues e. After close it drops e: an init's exit may still be on its way out of
+// watchInit when containerd shuts down a shim whose last task it deleted.
+func (q *eventQueue) send(e events.Event) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	q.ch <- e
+}
 
 // close flushes the queue.
 func (q *eventQueue) close() {
-	close(q.ch)
+	q.mu.Lock()
+	if !q.closed {
+		q.closed = true
+		close(q.ch)
+	}
+	q.mu.Unlock()
 	<-q.done
 }

@@ -18,7 +18,6 @@ import (
 	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/v2/defaults"
-	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
@@ -68,6 +67,10 @@ func groupOf(bundle, id string) (string, error) {
 	}
 	for _, a := range GroupAnnotations {
 		if g, ok := s.Annotations[a]; ok && g != "" {
+			// The group names the shim's socket and appears in its log.
+			if err := validName("annotation "+a, g); err != nil {
+				return "", err
+			}
 			return g, nil
 		}
 	}
@@ -79,6 +82,13 @@ func groupOf(bundle, id string) (string, error) {
 func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_ *bootapi.BootstrapResult, retErr error) {
 	res := &bootapi.BootstrapResult{Version: 3, Protocol: "ttrpc"}
 	id := params.GetInstanceID()
+	if err := validName("task id", id); err != nil {
+		return nil, err
+	}
+	ns, err := requestNamespace(ctx)
+	if err != nil {
+		return nil, err
+	}
 	cwd, err := os.Getwd()
 	if err != nil {
 		return nil, err
@@ -124,10 +134,6 @@ func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_
 	}
 	defer f.Close()
 
-	ns, err := namespaces.NamespaceRequired(ctx)
-	if err != nil {
-		return nil, err
-	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -156,26 +162,32 @@ func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_
 // Stop runs after a shim died (containerd's `delete` action): it asks the container's
 // backend to force-remove it, unmounts the rootfs and reports the last known exit.
 func (m *manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
+	if err := validName("task id", id); err != nil {
+		return shim.StopStatus{}, err
+	}
+	ns, err := requestNamespace(ctx)
+	if err != nil {
+		return shim.StopStatus{}, err
+	}
 	bundle, err := os.Getwd()
 	if err != nil {
 		return shim.StopStatus{}, err
 	}
-	ns, err := namespaces.NamespaceRequired(ctx)
-	if err != nil {
-		return shim.StopStatus{}, err
-	}
 	rec, err := readRecord(bundle)
+	if err == nil && rec.Config == nil {
+		err = fmt.Errorf("record %s has no configuration: %w", recordFile, errdefs.ErrInvalidArgument)
+	}
 	if err == nil {
-		req := &runtime.CleanupRequest{ID: id, Namespace: ns, Bundle: bundle, StateDir: rec.StateDir, Config: rec.Config}
-		if b, err := m.backends.New(ctx, rec.Backend, rec.Config); err == nil {
-			if err := b.Cleanup(ctx, req); err != nil {
-				log.G(ctx).WithError(err).Warn("backend cleanup")
-			}
+		// The state folder is recomputed from the checked names, not taken from the
+		// record: what is removed is this container's folder and nothing else.
+		if stateDir, err := containerStateDir(rec.Config.StateDir, ns, id); err != nil {
+			log.G(ctx).WithError(err).Warn("backend cleanup skipped")
 		} else {
-			log.G(ctx).WithError(err).Warn("backend cleanup")
-		}
-		if rec.StateDir != "" {
-			os.RemoveAll(rec.StateDir)
+			if rec.StateDir != stateDir {
+				log.G(ctx).Warnf("record names state folder %q, not %q: cleaning up the latter", rec.StateDir, stateDir)
+			}
+			m.cleanup(ctx, rec, &runtime.CleanupRequest{ID: id, Namespace: ns, Bundle: bundle, StateDir: stateDir, Config: rec.Config})
+			os.RemoveAll(stateDir)
 		}
 	}
 	if err := runtime.UnmountRootfs(bundle); err != nil {
@@ -192,6 +204,17 @@ func (m *manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 	}
 	removeRecord(bundle)
 	return st, nil
+}
+
+// cleanup asks the recorded backend to force-remove what it made for the container.
+func (m *manager) cleanup(ctx context.Context, rec *record, req *runtime.CleanupRequest) {
+	b, err := m.backends.New(ctx, rec.Backend, rec.Config)
+	if err == nil {
+		err = b.Cleanup(ctx, req)
+	}
+	if err != nil {
+		log.G(ctx).WithError(err).Warn("backend cleanup")
+	}
 }
 
 // Info describes the shim to containerd (`containerd-shim-lxcri-v2 -info`).

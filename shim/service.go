@@ -16,7 +16,6 @@ import (
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/api/types/task"
-	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/protobuf"
 	ptypes "github.com/containerd/containerd/v2/pkg/protobuf/types"
 	"github.com/containerd/containerd/v2/pkg/shim"
@@ -83,6 +82,9 @@ func (s *service) RegisterTTRPC(server *ttrpc.Server) error {
 }
 
 func (s *service) get(id string) (*containerTask, error) {
+	if err := validName("task id", id); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t, ok := s.tasks[id]
@@ -97,6 +99,11 @@ func (s *service) getProcess(id, execID string) (*containerTask, *proc, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if execID != "" {
+		if err := validName("exec id", execID); err != nil {
+			return nil, nil, err
+		}
+	}
 	p, err := t.process(execID)
 	return t, p, err
 }
@@ -105,15 +112,20 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
 	s.lifecycle.Lock()
 	defer s.lifecycle.Unlock()
-	if r.ID == "" {
-		return nil, fmt.Errorf("task id is empty: %w", errdefs.ErrInvalidArgument)
+	if err := validName("task id", r.ID); err != nil {
+		return nil, err
 	}
 	if _, err := s.get(r.ID); err == nil {
 		return nil, fmt.Errorf("task %q: %w", r.ID, errdefs.ErrAlreadyExists)
 	}
-	ns, err := namespaces.NamespaceRequired(ctx)
+	ns, err := requestNamespace(ctx)
 	if err != nil {
 		return nil, err
+	}
+	// The bundle holds the shim's record and rootfs mount: containerd gives an absolute
+	// path of its own.
+	if !filepath.IsAbs(r.Bundle) || filepath.Clean(r.Bundle) != r.Bundle {
+		return nil, fmt.Errorf("bundle %q of task %q is not a clean absolute path: %w", r.Bundle, r.ID, errdefs.ErrInvalidArgument)
 	}
 	spec, err := readSpec(r.Bundle)
 	if err != nil {
@@ -131,7 +143,10 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		return nil, err
 	}
 
-	stateDir := filepath.Join(cfg.StateDir, ns, r.ID)
+	stateDir, err := containerStateDir(cfg.StateDir, ns, r.ID)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(stateDir, 0o711); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
@@ -209,6 +224,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	}
 	t := newContainerTask(r.ID, r.Bundle, stateDir, cfg.Backend, c, stdio)
 	t.zfs = zroot
+	t.killAllOnExit = !ownsPIDNamespace(spec)
 	s.mu.Lock()
 	s.tasks[r.ID] = t
 	s.mu.Unlock()
@@ -245,6 +261,10 @@ func (s *service) watchInit(t *containerTask, oom <-chan struct{}) {
 		case <-t.init.Done():
 			done = true
 		}
+	}
+	// A created task that never started ran nothing else.
+	if t.killAllOnExit && t.init.wasStarted() {
+		s.killRemaining(t)
 	}
 	// The kernel signals an OOM kill before the victim is reaped; drain what is pending.
 	for drained := false; oom != nil && !drained; {
@@ -294,6 +314,18 @@ func (s *service) watchInit(t *containerTask, oom <-chan struct{}) {
 		ExitStatus:  uint32(e.Status),
 		ExitedAt:    protobuf.ToTimestamp(e.ExitedAt),
 	})
+}
+
+// killRemaining kills what the init left in the container's cgroup. Without a pid
+// namespace of its own, the init's death does not end the container's other processes (the
+// kernel kills a namespace's processes only when that namespace's init dies): a background
+// process would outlive the task and keep its cgroup busy when Delete removes it. As
+// containerd's runc shim does, everything left is killed before the init's exit is
+// published, which also ends the execs that exit waits for.
+func (s *service) killRemaining(t *containerTask) {
+	if err := t.container.KillAll(s.ctx, syscall.SIGKILL); err != nil && !errdefs.IsNotFound(err) {
+		log.G(s.ctx).WithError(err).WithField("id", t.id).Warn("kill the processes left after the init's exit")
+	}
 }
 
 func (s *service) watchExec(t *containerTask, p *proc) {
@@ -411,8 +443,8 @@ func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (_ *p
 	if err != nil {
 		return nil, err
 	}
-	if r.ExecID == "" {
-		return nil, fmt.Errorf("exec id is empty: %w", errdefs.ErrInvalidArgument)
+	if err := validName("exec id", r.ExecID); err != nil {
+		return nil, err
 	}
 	if t.init.exited() {
 		return nil, fmt.Errorf("task %q has exited: %w", r.ID, errdefs.ErrFailedPrecondition)

@@ -36,7 +36,7 @@ func newTestService(t *testing.T) (taskAPI.TTRPCTaskService, context.Context, sh
 	t.Helper()
 	state := t.TempDir()
 	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte("state_dir = \""+state+"\"\n"), 0o644)
+	os.WriteFile(cfg, []byte("state_dir = \""+state+"\"\nallowed_annotations = [\"io.lxcri.backend\"]\n"), 0o644)
 	t.Setenv("LXCRI_CONFIG", cfg)
 	ctx, sd := shutdown.WithShutdown(namespaces.WithNamespace(context.Background(), "unit"))
 	s, err := NewTaskService(ctx, Registry{}, &recordingPublisher{}, sd)
@@ -75,6 +75,10 @@ func TestServiceBadRequests(t *testing.T) {
 			_, err := s.Create(ctx, &taskAPI.CreateTaskRequest{ID: "a", Bundle: noArgs})
 			return err
 		}, errdefs.IsInvalidArgument, "process.args is empty"},
+		{"relative bundle", func() error {
+			_, err := s.Create(ctx, &taskAPI.CreateTaskRequest{ID: "a", Bundle: "bundle/../x"})
+			return err
+		}, errdefs.IsInvalidArgument, "is not a clean absolute path"},
 		{"empty id", func() error {
 			_, err := s.Create(ctx, &taskAPI.CreateTaskRequest{Bundle: noArgs})
 			return err

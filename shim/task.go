@@ -86,6 +86,9 @@ type containerTask struct {
 	init      *proc
 	// zfs is the container's ZFS root filesystem, nil without [zfs].
 	zfs *zfsroot.Root
+	// killAllOnExit: the container shares a pid namespace, so its init's exit leaves the
+	// other processes running; see service.killRemaining.
+	killAllOnExit bool
 
 	mu      sync.Mutex
 	execs   map[string]*proc

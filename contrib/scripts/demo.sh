@@ -11,8 +11,8 @@
 # Environment:
 #   DEMO_RUNTIME     runtime to run the container with (default io.containerd.lxcri.v2;
 #                    io.containerd.runc.v2 runs the same demo on containerd's runc shim)
-#   DEMO_BACKEND     lxcri backend for the container (annotation io.lxcri.backend), e.g.
-#                    lxc or crun; default: lxcri's configured default
+#   DEMO_BACKEND     lxcri backend for the container (runtime options, as an operator's
+#                    handler would set it), e.g. lxc or crun; default: lxcri's configured default
 #   LXCRI_TOOLS_DIR  folder with containerd and ctr (default ${XDG_CACHE_HOME:-~/.cache}/lxcri/tools/bin)
 #   LXCRI_SHIM_DIR   folder with containerd-shim-lxcri-v2 (default <repo>/bin)
 #   DEMO_KEEP=1      keep the temporary folder (containerd is stopped all the same)
@@ -139,7 +139,10 @@ run images ls
 
 step "running container '$ID' detached with --runtime $RUNTIME${BACKEND:+ (backend $BACKEND)}"
 extra=()
-[ -n "$BACKEND" ] && extra+=(--annotation "io.lxcri.backend=$BACKEND")
+if [ -n "$BACKEND" ]; then
+  printf 'backend = "%s"\n' "$BACKEND" >"$TMP/lxcri-backend.toml"
+  extra+=(--runtime-config-path "$TMP/lxcri-backend.toml")
+fi
 run run -d --runtime "$RUNTIME" "${extra[@]}" "$IMAGE" "$ID" \
   sh -c 'trap "exit 0" TERM; echo "init started"; while :; do sleep 1; done'
 for i in $(seq 1 50); do

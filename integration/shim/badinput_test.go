@@ -34,9 +34,16 @@ func TestBadInput(t *testing.T) {
 				msg     string
 			}{
 				{
+					// The operator allows the annotation (runtime options), so its value is judged.
 					name: "unknown-backend", code: "InvalidArgument", is: errdefs.IsInvalidArgument,
+					options: &runtimeoptions.Options{ConfigBody: []byte("allowed_annotations = [\"io.lxcri.backend\"]\n")},
 					specOps: []oci.SpecOpts{oci.WithAnnotations(map[string]string{"io.lxcri.backend": "nope"})},
-					msg:     `unknown backend "nope"`,
+					msg:     `annotation io.lxcri.backend: unknown backend "nope"`,
+				},
+				{
+					name: "annotation-not-allowed", code: "InvalidArgument", is: errdefs.IsInvalidArgument,
+					specOps: []oci.SpecOpts{oci.WithAnnotations(map[string]string{"io.lxcri.backend": "lxc"})},
+					msg:     `annotation "io.lxcri.backend" is not allowed: the operator allows it with allowed_annotations in /etc/lxcri/config.toml`,
 				},
 				{
 					name: "malformed-toml", code: "InvalidArgument", is: errdefs.IsInvalidArgument,

@@ -95,3 +95,43 @@ func importPause(t *testing.T, env *harness.Env) {
 	}
 	ctrOK(t, env, "images", "import", tar)
 }
+
+// TestCRIAnnotationRefused: a handler that forwards pod annotations (the operator's
+// containerd config) does not let a pod author switch the backend: lxcri's own
+// configuration has not allowed the annotation, so the pod is refused with the setting
+// that would allow it, and nothing is left behind.
+func TestCRIAnnotationRefused(t *testing.T) {
+	b := backends()[0]
+	handler := `
+[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.lxcri]
+  runtime_type = 'io.containerd.lxcri.v2'
+  pod_annotations = ['io.lxcri.*']
+  container_annotations = ['io.lxcri.*']
+`
+	env := start(t, b, harness.WithExtraNamespaces("k8s.io"), harness.WithSandboxImage(pauseImage), harness.WithConfig(handler))
+	k8s := env.In("k8s.io")
+	importPause(t, k8s)
+	dir := t.TempDir()
+	pod := filepath.Join(dir, "pod.json")
+	os.WriteFile(pod, []byte(`{"metadata":{"name":"p-ann","namespace":"default","uid":"u-ann"},
+		"annotations":{"io.lxcri.backend":"crun"},
+		"linux":{"security_context":{"namespace_options":{"network":2}}}}`), 0o644)
+	out, errOut, code := env.Crictl("runp", "--runtime", "lxcri", pod)
+	want := `annotation \"io.lxcri.backend\" is not allowed: the operator allows it with allowed_annotations in /etc/lxcri/config.toml`
+	if code == 0 || !strings.Contains(errOut, want) && !strings.Contains(errOut, strings.ReplaceAll(want, `\"`, `"`)) {
+		t.Errorf("crictl runp with a forwarded io.lxcri.backend annotation: exit %d, stdout %q, stderr %q, want an error saying %q", code, out, errOut, want)
+	}
+	if pods, _, _ := env.Crictl("pods", "-q"); strings.TrimSpace(pods) != "" {
+		t.Errorf("refused pod left sandboxes: %q", pods)
+		for _, id := range strings.Fields(pods) {
+			env.Crictl("rmp", "-f", id)
+		}
+	}
+	waitNoShim(t, env)
+	if entries, _ := os.ReadDir("/run/lxcri/k8s.io"); len(entries) > 0 {
+		t.Errorf("state left in /run/lxcri/k8s.io: %d entries", len(entries))
+	}
+	if cg := containerCgroups("k8s.io"); len(cg) > 0 {
+		t.Errorf("container cgroups left: %v", cg)
+	}
+}
