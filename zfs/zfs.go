@@ -18,6 +18,9 @@
 //     (and any ZFS while a mount is held for a moment): destroy and rollback retry for up
 //     to BusyTimeout;
 //   - no partial results: a create, clone, receive or base that fails leaves no dataset;
+//   - streams from elsewhere stay inert: Receive leaves the dataset unmounted, with the
+//     stream's mountpoint and sharing properties excluded and canmount=noauto, until
+//     Mount; CheckPlainStream refuses streams that carry properties or descendants;
 //   - per-image bases shared by containers: BaseFor, CloneForContainer, ReleaseContainer.
 //     Which containers use a base is derived from ZFS itself (the base snapshot's clones),
 //     so nothing is kept in memory and several processes may share a Store's parent.
