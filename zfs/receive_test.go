@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -91,6 +92,64 @@ func testReceiveProperties(t *testing.T, pool string) {
 	}
 	if err := s.Destroy(ctx, dst); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// testReceiveChecked: a zfs that accepts receive's -x and -o but ignores them (here: a
+// wrapper that drops them) does not get its way: Receive sees the stream's mountpoint
+// on the result, fails, and destroys what was received.
+func testReceiveChecked(t *testing.T, pool string) {
+	ctx := context.Background()
+	s := newStore(t, pool)
+	carried := filepath.Join(t.TempDir(), "carried")
+	src := s.Dataset("src")
+	if err := s.CreateDataset(ctx, src, map[string]string{"mountpoint": carried}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Snapshot(ctx, src, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := zsend(t, snap, "-p")
+	if err := s.Destroy(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+
+	next, err := exec.LookPath("zfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	wrapper := `#!/bin/sh
+# receive without -x and -o (and their arguments); everything else unchanged
+if [ "$1" = receive ]; then
+  shift
+  set -- receive "$@" --end
+  while [ "$1" != --end ]; do
+    case "$1" in
+    -x | -o) shift 2 ;;
+    *) set -- "$@" "$1"; shift ;;
+    esac
+  done
+  shift
+fi
+exec ` + next + ` "$@"
+`
+	if err := os.WriteFile(filepath.Join(bin, "zfs"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+
+	dst := s.Dataset("recv")
+	err = s.Receive(ctx, dst+"@r", bytes.NewReader(stream))
+	if !errdefs.IsInternal(err) || !strings.Contains(err.Error(), "mountpoint") {
+		t.Errorf("Receive through a zfs ignoring -x = %v, want Internal naming mountpoint", err)
+	}
+	if ok, _ := s.Exists(ctx, dst); ok {
+		t.Errorf("the refused receive left %s", dst)
+	}
+	if m := zfstest.Mounts(carried); len(m) > 0 {
+		t.Errorf("still mounted where the stream said: %v", m)
 	}
 }
 

@@ -167,6 +167,7 @@ func TestStore(t *testing.T) {
 	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, pool) })
 	t.Run("SendReceive", func(t *testing.T) { testSendReceive(t, pool) })
 	t.Run("ReceiveProperties", func(t *testing.T) { testReceiveProperties(t, pool) })
+	t.Run("ReceiveChecked", func(t *testing.T) { testReceiveChecked(t, pool) })
 	t.Run("PlainStream", func(t *testing.T) { testPlainStream(t, pool) })
 	t.Run("DestroyBusy", func(t *testing.T) { testDestroyBusy(t, pool) })
 	t.Run("BaseRefcount", func(t *testing.T) { testBaseRefcount(t, pool) })
