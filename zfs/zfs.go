@@ -18,6 +18,9 @@
 //     (and any ZFS while a mount is held for a moment): destroy and rollback retry for up
 //     to BusyTimeout;
 //   - no partial results: a create, clone, receive or base that fails leaves no dataset;
+//   - streams from elsewhere stay inert: Receive leaves the dataset unmounted, with the
+//     stream's mountpoint and sharing properties excluded and canmount=noauto, until
+//     Mount; CheckPlainStream refuses streams that carry properties or descendants;
 //   - per-image bases shared by containers: BaseFor, CloneForContainer, ReleaseContainer.
 //     Which containers use a base is derived from ZFS itself (the base snapshot's clones),
 //     so nothing is kept in memory and several processes may share a Store's parent.
@@ -26,7 +29,8 @@
 //
 //	<parent>/base-<imageKey>        the image's root filesystem, populated once
 //	<parent>/base-<imageKey>@base   its snapshot, the origin of the containers' clones
-//	<parent>/ct-<id>                a container's root filesystem, a clone of a base
+//	<parent>/ct-<id>                a container's root filesystem, a clone of a base (or
+//	                                a received stream)
 //
 // Production hosts run OpenZFS, where go-zfs works as it is. The test hosts run zfs-fuse
 // 0.7.0, whose older command line needs lxcri's translation layer (integration/zfstest)
@@ -42,7 +46,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -90,7 +93,7 @@ func (s *Store) Dataset(elem ...string) string {
 func (s *Store) BaseDataset(imageKey string) string { return s.Dataset(basePrefix + imageKey) }
 
 // ContainerDataset returns the dataset that holds the root filesystem of container id.
-func (s *Store) ContainerDataset(id string) string { return s.Dataset(containerPrefix + id) }
+func (s *Store) ContainerDataset(id string) string { return s.Dataset(ContainerLeaf(id)) }
 
 // EnsureParent creates Parent and its missing ancestors. The pool must exist (NotFound).
 func (s *Store) EnsureParent(ctx context.Context) error {
@@ -250,72 +253,6 @@ func (s *Store) Send(ctx context.Context, snapshot string, w io.Writer) error {
 		return wrap(op, snapshot, fmt.Errorf("write stream: %w", copyErr))
 	}
 	return wrap(op, snapshot, sendErr)
-}
-
-// Receive creates dataset (a filesystem, or dataset@snap to name the snapshot) from a full
-// stream read from r, which Receive reads to its end. dataset must not exist yet
-// (AlreadyExists); nothing is left behind when the receive fails. When ctx ends, the zfs
-// process is stopped (its input ends early) and Receive returns once a Read in progress
-// has returned (it waits streamGrace for that); r is not read after Receive returned.
-func (s *Store) Receive(ctx context.Context, dataset string, r io.Reader) error {
-	const op = "receive"
-	fs, _, isSnap := strings.Cut(dataset, "@")
-	if err := s.check(op, dataset, isSnap); err != nil {
-		return err
-	}
-	if err := s.absent(ctx, op, fs); err != nil {
-		return err
-	}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return wrap(op, dataset, err)
-	}
-	g := &guard{}
-	copied := make(chan error, 1)
-	go func() {
-		_, err := io.Copy(pw, guardedReader{g, r})
-		pw.Close() // zfs receive sees the end of its input
-		copied <- err
-	}()
-	received := make(chan error, 1)
-	go func() {
-		_, err := gozfs.ReceiveSnapshot(pr, dataset)
-		pr.Close() // a copy still writing gets EPIPE
-		received <- err
-	}()
-
-	var recvErr error
-	select {
-	case recvErr = <-received:
-	case <-ctx.Done():
-		pw.Close() // zfs receive ends on the truncated stream
-		g.stop()
-		go func() {
-			<-received
-			s.destroyLeftover(fs)
-		}()
-		return wrap(op, dataset, ctx.Err())
-	}
-	if recvErr != nil {
-		select { // a reader that failed is worth naming
-		case err := <-copied:
-			if err != nil && !errors.Is(err, syscall.EPIPE) && !errors.Is(err, os.ErrClosed) {
-				recvErr = errors.Join(recvErr, fmt.Errorf("read stream: %w", err))
-			}
-		case <-ctx.Done():
-			g.stop()
-		}
-		s.destroyLeftover(fs)
-		return wrap(op, dataset, recvErr)
-	}
-	// zfs checked the whole stream: the receive stands whatever r does after its end, but
-	// r is read to its end (or until ctx ends) before Receive returns.
-	select {
-	case <-copied:
-	case <-ctx.Done():
-		g.stop()
-	}
-	return nil
 }
 
 // guard keeps the goroutine copying a stream from using the caller's reader or writer

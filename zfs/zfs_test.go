@@ -166,6 +166,9 @@ func TestStore(t *testing.T) {
 
 	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, pool) })
 	t.Run("SendReceive", func(t *testing.T) { testSendReceive(t, pool) })
+	t.Run("ReceiveProperties", func(t *testing.T) { testReceiveProperties(t, pool) })
+	t.Run("ReceiveChecked", func(t *testing.T) { testReceiveChecked(t, pool) })
+	t.Run("PlainStream", func(t *testing.T) { testPlainStream(t, pool) })
 	t.Run("DestroyBusy", func(t *testing.T) { testDestroyBusy(t, pool) })
 	t.Run("BaseRefcount", func(t *testing.T) { testBaseRefcount(t, pool) })
 	t.Run("BaseRace", func(t *testing.T) { testBaseRace(t, pool) })
@@ -345,7 +348,16 @@ func testSendReceive(t *testing.T, pool string) {
 				t.Fatal(err)
 			}
 			t.Logf("receive: %v", time.Since(start))
-			dmp := mustMountpoint(t, s, tc.dataset)
+			if _, err := s.Mountpoint(ctx, tc.dataset); !errdefs.IsFailedPrecondition(err) {
+				t.Errorf("Mountpoint right after Receive = %v, want FailedPrecondition (not mounted)", err)
+			}
+			dmp, err := s.Mount(ctx, tc.dataset)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again, err := s.Mount(ctx, tc.dataset); err != nil || again != dmp {
+				t.Errorf("Mount of a mounted dataset = %q, %v; want %q", again, err, dmp)
+			}
 			if got := sum(t, filepath.Join(dmp, "blob")); got != want {
 				t.Errorf("received blob differs")
 			}

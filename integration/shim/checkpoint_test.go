@@ -4,8 +4,10 @@ package shim_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,11 +18,13 @@ import (
 	"github.com/containerd/containerd/api/types"
 	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/lxcri/lxcri/integration/harness"
 	"github.com/lxcri/lxcri/integration/zfstest"
@@ -41,13 +45,13 @@ func zfsBackends() []backendCase {
 // startZFS makes a zfs-fuse pool (its translation layer first on PATH, which the daemon
 // and so the shims inherit) and a containerd whose shims put root filesystems on
 // <pool>/lxcri, with extra TOML lines in [zfs].
-func startZFS(t *testing.T, b backendCase, extra string) (*harness.Env, string) {
+func startZFS(t *testing.T, b backendCase, extra string, opts ...harness.Option) (*harness.Env, string) {
 	t.Helper()
 	pool, _ := zfstest.Pool(t)
 	// after the harness's cleanup (which deletes the containers), before the pool's
 	t.Cleanup(func() { assertNoDatasets(t, pool) })
 	b.config += fmt.Sprintf("\n[zfs]\ndataset = %q\n%s", pool+"/lxcri", extra)
-	return start(t, b), pool
+	return start(t, b, opts...), pool
 }
 
 // assertNoDatasets: once the test removed its containers, only the pool and the parent
@@ -275,9 +279,16 @@ func TestCheckpointBadInput(t *testing.T) {
 			empty := t.TempDir()
 			corrupt := t.TempDir()
 			os.WriteFile(filepath.Join(corrupt, "lxcri-checkpoint.json"), []byte("{not json"), 0o600)
+			descriptor := func(ns string) []byte {
+				return []byte(fmt.Sprintf(`{"version":1,"backend":"lxc","container_id":"y","namespace":%[2]q,`+
+					`"dataset":"%[1]s/lxcri/ct-%[2]s--y","snapshot":"%[1]s/lxcri/ct-%[2]s--y@ckpt-1",`+
+					`"spec_digest":"sha256:%[3]s","process_state":"-","criu":"-","created":"2026-01-01T00:00:00Z"}`,
+					pool, ns, strings.Repeat("0", 64)))
+			}
 			gone := t.TempDir()
-			os.WriteFile(filepath.Join(gone, "lxcri-checkpoint.json"), []byte(fmt.Sprintf(
-				`{"version":1,"dataset":"%[1]s/lxcri/ct-x--y","snapshot":"%[1]s/lxcri/ct-x--y@ckpt-1"}`, pool)), 0o600)
+			os.WriteFile(filepath.Join(gone, "lxcri-checkpoint.json"), descriptor(env.Namespace), 0o600)
+			otherNS := t.TempDir()
+			os.WriteFile(filepath.Join(otherNS, "lxcri-checkpoint.json"), descriptor("other"), 0o600)
 			for _, tc := range []struct {
 				name, dir string
 				is        func(error) bool
@@ -286,6 +297,7 @@ func TestCheckpointBadInput(t *testing.T) {
 				{"missing-descriptor", empty, errdefs.IsNotFound, "has no lxcri-checkpoint.json"},
 				{"corrupt-descriptor", corrupt, errdefs.IsInvalidArgument, "is corrupt"},
 				{"snapshot-gone", gone, errdefs.IsNotFound, "is not on this host"},
+				{"other-namespace", otherNS, errdefs.IsInvalidArgument, "descriptor.snapshot"},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					err := restoreFrom(t, env, "bad-"+tc.name, tc.dir, nil)
@@ -367,4 +379,187 @@ func restoreFrom(t *testing.T, env *harness.Env, id, dir string, opts *runtimeop
 		task.Delete(ctx, client.WithProcessKill)
 	}
 	return err
+}
+
+// TestCheckpointNamespaces: a checkpoint image taken to another namespace (copied, as an
+// export and import would) restores there only when it carries its filesystem
+// (portable): that is received into the new namespace's own dataset. Without a stream it
+// names the other namespace's snapshot, and the restore is refused (InvalidArgument)
+// without touching it. Nothing is left behind either way.
+func TestCheckpointNamespaces(t *testing.T) {
+	for _, b := range zfsBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			nsB := fmt.Sprintf("%s%d", nsPrefix, nsSeq.Add(1))
+			env, pool := startZFS(t, b, "", harness.WithExtraNamespaces(nsB))
+			envB := env.In(nsB)
+
+			runDetached(t, env, "src", nil, "sleep", "1000")
+			ctrOK(t, env, "task", "exec", "--exec-id", "w1", "src", "sh", "-c", "echo secret of A > /state")
+			local := checkpointContainer(t, env, "src", "lxcri.test/ckpt:local")
+
+			portableOpts := &runtimeoptions.Options{ConfigBody: []byte("[zfs]\nportable = true\n")}
+			startTask(t, env, "psrc", portableOpts)
+			ctrOK(t, env, "task", "exec", "--exec-id", "w1", "psrc", "sh", "-c", "echo portable > /state")
+			fp := fingerprint(t, env, "psrc", "f1")
+			portable := checkpointContainer(t, env, "psrc", "lxcri.test/ckpt:portable")
+
+			for _, ref := range []string{local, portable} {
+				moveImage(t, env, envB, ref)
+			}
+			srcDS := pool + "/lxcri/ct-" + env.Namespace + "--src"
+			before := snapshotsOf(t, pool, srcDS)
+
+			t.Run("without stream", func(t *testing.T) {
+				err := restoreTaskErr(t, envB, local, "dst")
+				t.Logf("restore in %s: %v", nsB, err)
+				if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "descriptor.snapshot") || !strings.Contains(err.Error(), env.Namespace) {
+					t.Errorf("restore of %s's checkpoint in %s = %v, want InvalidArgument naming descriptor.snapshot and %s", env.Namespace, nsB, err, env.Namespace)
+				}
+				if ds := pool + "/lxcri/ct-" + nsB + "--dst"; slices.Contains(zfstest.Datasets(t, pool), ds) {
+					t.Errorf("the refused restore left %s", ds)
+				}
+				if after := snapshotsOf(t, pool, srcDS); !slices.Equal(after, before) {
+					t.Errorf("snapshots of %s changed: %v, were %v", srcDS, after, before)
+				}
+			})
+			t.Run("with stream", func(t *testing.T) {
+				if err := restoreTaskErr(t, envB, portable, "pdst"); err != nil {
+					t.Fatalf("restore of a portable checkpoint in %s: %v", nsB, err)
+				}
+				ds := pool + "/lxcri/ct-" + nsB + "--pdst"
+				if !slices.Contains(zfstest.Datasets(t, pool), ds) {
+					t.Errorf("no dataset %s for the restore: %v", ds, zfstest.Datasets(t, pool))
+				}
+				if o := zfsGet(t, ds, "origin"); o != "-" {
+					t.Errorf("%s has origin %s, want none (received from the stream)", ds, o)
+				}
+				if got := fingerprint(t, envB, "pdst", "f2"); got != fp {
+					t.Errorf("restore in %s shows %q, want %q", nsB, got, fp)
+				}
+				removeTask(t, envB, "pdst")
+			})
+			removeTask(t, env, "src")
+			removeTask(t, env, "psrc")
+			assertHealthyAndClean(t, env)
+			assertHealthyAndClean(t, envB)
+		})
+	}
+}
+
+// startTask creates and starts `sleep 1000` as container id with lxcri runtime options.
+func startTask(t *testing.T, env *harness.Env, id string, opts *runtimeoptions.Options) {
+	t.Helper()
+	ctx := env.Context()
+	c := env.Client()
+	img, err := c.GetImage(ctx, env.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cont, err := c.NewContainer(ctx, id, client.WithNewSnapshot(id, img),
+		client.WithNewSpec(oci.WithImageConfig(img), oci.WithProcessArgs("sleep", "1000")),
+		client.WithRuntime(rt, opts))
+	if err != nil {
+		t.Fatalf("new container %s: %v", id, err)
+	}
+	task, err := cont.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatalf("new task %s: %v", id, err)
+	}
+	if err := task.Start(ctx); err != nil {
+		t.Fatalf("start %s: %v", id, err)
+	}
+}
+
+// moveImage copies image ref (its index and every blob it lists) from env's namespace
+// into to's, as `ctr image export` and `ctr -n <to> image import` would, had ctr 2.4.2's
+// exporter not refused checkpoint images ("unable to create manifests file": it reads the
+// checkpoint's blobs as image manifests).
+func moveImage(t *testing.T, env, to *harness.Env, ref string) {
+	t.Helper()
+	ctx := env.Context()
+	cs := env.Client().ContentStore()
+	img, err := env.Client().ImageService().Get(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a lease keeps the copied blobs from containerd's garbage collector until the image
+	// refers to them
+	toCtx, done, err := to.Client().WithLease(to.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done(context.WithoutCancel(toCtx))
+	var move func(d ocispec.Descriptor)
+	move = func(d ocispec.Descriptor) {
+		if images.IsIndexType(d.MediaType) {
+			b, err := content.ReadBlob(ctx, cs, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var idx ocispec.Index
+			if err := json.Unmarshal(b, &idx); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range idx.Manifests { // children first: the index's labels hold them
+				move(m)
+			}
+		}
+		info, err := cs.Info(ctx, d.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ra, err := cs.ReaderAt(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ra.Close()
+		if err := content.WriteBlob(toCtx, cs, "move-"+d.Digest.String(), content.NewReader(ra), d, content.WithLabels(info.Labels)); err != nil {
+			t.Fatalf("copy %s into %s: %v", d.Digest, to.Namespace, err)
+		}
+	}
+	move(img.Target)
+	if _, err := to.Client().ImageService().Create(toCtx, images.Image{Name: ref, Target: img.Target, Labels: img.Labels}); err != nil {
+		t.Fatalf("create %s in %s: %v", ref, to.Namespace, err)
+	}
+}
+
+// restoreTaskErr is restoreTask that returns the error of the task's creation (and removes
+// the container again when it fails).
+func restoreTaskErr(t *testing.T, env *harness.Env, ref, id string) error {
+	t.Helper()
+	ctx := env.Context()
+	c := env.Client()
+	img, err := c.GetImage(ctx, env.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := c.GetImage(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cont, err := c.NewContainer(ctx, id, client.WithNewSnapshot(id, img),
+		client.WithNewSpec(oci.WithImageConfig(img), oci.WithProcessArgs("sleep", "1000")),
+		client.WithRuntime(rt, nil))
+	if err != nil {
+		t.Fatalf("new container %s: %v", id, err)
+	}
+	task, err := cont.NewTask(ctx, cio.NullIO, client.WithTaskCheckpoint(ck))
+	if err != nil {
+		cont.Delete(ctx, client.WithSnapshotCleanup)
+		return err // the client's error is native already
+	}
+	if err := task.Start(ctx); err != nil {
+		t.Fatalf("start restored %s: %v", id, err)
+	}
+	return nil
+}
+
+// zfsGet reads one property with the zfs on PATH (the pool's translation layer first).
+func zfsGet(t *testing.T, name, prop string) string {
+	t.Helper()
+	out, err := exec.Command("zfs", "get", "-H", "-o", "value", prop, name).CombinedOutput()
+	if err != nil {
+		t.Fatalf("zfs get %s %s: %v: %s", prop, name, err, out)
+	}
+	return strings.TrimSpace(string(out))
 }

@@ -4,12 +4,14 @@ package zfstest_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	gozfs "github.com/mistifyio/go-zfs/v4"
 
@@ -155,6 +157,8 @@ func TestCompatPassthrough(t *testing.T) {
 		{"other command", []string{"zfs", "snapshot", pool + "@x@y"}, "", "multiple '@' delimiters"},
 		{"unknown list flag", []string{"zfs", "list", "-H", "-o", "name", "-x", pool}, "", "invalid option 'x'"},
 		{"zpool list human", []string{"zpool", "list", "-H", "-o", "name,health", pool}, pool + "\tONLINE\n", ""},
+		{"receive -x with -d", []string{"zfs", "receive", "-d", "-x", "mountpoint", pool}, "", "not translated"},
+		{"receive -x missing argument", []string{"zfs", "receive", "-x"}, "", "missing argument for -x"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -176,5 +180,74 @@ func TestCompatPassthrough(t *testing.T) {
 				t.Errorf("%v: stdout %q, want %q", tc.args, stdout.String(), tc.wantOut)
 			}
 		})
+	}
+}
+
+// TestCompatReceive checks the translation of `zfs receive -x/-o`, which zfs-fuse lacks:
+// the stream's mountpoint is dropped before anything mounts the dataset, -o sets, a
+// failing step leaves no dataset.
+func TestCompatReceive(t *testing.T) {
+	pool, _ := zfstest.Pool(t)
+	mnt := zfstest.Mountpoint(t, pool)
+	carried := filepath.Join(t.TempDir(), "carried")
+	zfs := func(stdin []byte, args ...string) ([]byte, error) {
+		cmd := exec.Command("zfs", args...)
+		cmd.Stdin = bytes.NewReader(stdin)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			err = fmt.Errorf("zfs %v: %w: %s", args, err, stderr.String())
+		}
+		return out, err
+	}
+	must := func(stdin []byte, args ...string) string {
+		t.Helper()
+		out, err := zfs(stdin, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	// zfs-fuse says "dataset is busy" for a moment after a create or receive
+	destroy := func(ds string) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			_, err := zfs(nil, "destroy", "-r", ds)
+			if err == nil {
+				return
+			}
+			if !strings.Contains(err.Error(), "busy") || time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+		}
+	}
+	must(nil, "create", "-o", "mountpoint="+carried, pool+"/src")
+	must(nil, "snapshot", pool+"/src@s")
+	stream, err := zfs(nil, "send", "-p", pool+"/src@s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	destroy(pool + "/src")
+
+	must(stream, "receive", "-u", "-x", "mountpoint", "-o", "canmount=noauto", pool+"/a@r")
+	if got := must(nil, "get", "-H", "-o", "value", "mounted,mountpoint,canmount", pool+"/a"); got != "no\n"+mnt+"/a\nnoauto" {
+		t.Errorf("after receive -u -x mountpoint -o canmount=noauto: %q", got)
+	}
+	must(stream, "receive", "-x", "mountpoint", pool+"/b@r")
+	if got := must(nil, "get", "-H", "-o", "value", "mounted,mountpoint", pool+"/b"); got != "yes\n"+mnt+"/b" {
+		t.Errorf("after receive -x mountpoint: %q", got)
+	}
+	if m := zfstest.Mounts(carried); len(m) > 0 {
+		t.Errorf("mounted where the stream said: %v", m)
+	}
+	if _, err := zfs(stream, "receive", "-u", "-o", "nosuchprop=1", pool+"/c@r"); err == nil {
+		t.Error("receive -o nosuchprop=1 succeeded")
+	}
+	if _, err := zfs(nil, "list", pool+"/c"); err == nil {
+		t.Error("the failed receive left its dataset")
+	}
+	for _, ds := range []string{"a", "b"} {
+		destroy(pool + "/" + ds)
 	}
 }

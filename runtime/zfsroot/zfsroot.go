@@ -12,8 +12,9 @@
 // A checkpoint is a snapshot <container dataset>@ckpt-<time> plus a descriptor
 // (Descriptor, lxcri-checkpoint.json) written into the checkpoint directory containerd
 // packs into the checkpoint image, and with portable = true a `zfs send` stream of the
-// snapshot (rootfs.zfs). A restore clones the snapshot (or, when it is not on this host,
-// receives the stream) as the new container's dataset.
+// snapshot (rootfs.zfs). A restore clones the snapshot as the new container's dataset
+// when it is a checkpoint of the restoring namespace on this host, or else receives the
+// stream (see Restore).
 //
 // Process state: CRIU is not used. The host's `criu check` result is recorded in the
 // descriptor; a restored container starts its process afresh on the restored filesystem.
@@ -37,6 +38,7 @@ import (
 
 	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/containerd/v2/pkg/identifiers"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
@@ -58,29 +60,6 @@ const (
 	// ProcessStateNote is what every checkpoint says about the processes.
 	ProcessStateNote = "process state is not saved (CRIU is not used by lxcri): a restore starts the container's process afresh on the filesystem as it was at checkpoint time"
 )
-
-// Descriptor is what a checkpoint directory holds about the checkpoint.
-type Descriptor struct {
-	Version int `json:"version"`
-	// Backend made the checkpointed container.
-	Backend string `json:"backend"`
-	// ContainerID and Namespace name the checkpointed container.
-	ContainerID string `json:"container_id"`
-	Namespace   string `json:"namespace"`
-	// Dataset is the container's dataset, Snapshot the checkpoint's snapshot of it.
-	Dataset  string `json:"dataset"`
-	Snapshot string `json:"snapshot"`
-	// ImageKey names the base the container was cloned from ("" for a restored one).
-	ImageKey string `json:"image_key,omitempty"`
-	// SpecDigest is the sha256 digest of the container's config.json.
-	SpecDigest string `json:"spec_digest"`
-	// Stream is the file name of the send stream in the checkpoint ("" unless portable).
-	Stream string `json:"stream,omitempty"`
-	// ProcessState says what happened to the processes; CRIU the host's `criu check`.
-	ProcessState string    `json:"process_state"`
-	CRIU         string    `json:"criu"`
-	Created      time.Time `json:"created"`
-}
 
 // Root is the ZFS root filesystem of one container.
 type Root struct {
@@ -105,19 +84,39 @@ func newStore(cfg *runtime.ZFSConfig) (*zfs.Store, error) {
 	return &zfs.Store{Parent: strings.TrimSuffix(cfg.Dataset, "/")}, nil
 }
 
-// datasetKey is the container part of the dataset name: namespace and id, which containerd
-// never lets contain "--".
-func datasetKey(ns, id string) string { return ns + "--" + id }
+// containerKey is the container part of its dataset's name, <ns>--<id>. ns and id are
+// checked as containerd identifiers first (the shim gets them from its caller): these are
+// alphanumeric runs joined by single '.', '_' or '-', so neither holds "--", the first
+// "--" in a key ends the namespace, and no two (ns, id) pairs make the same key ("a-b" +
+// "c" and "a" + "b-c" give a-b--c and a--b-c). Nor can either hold '/' or '@' and so
+// reach another dataset or a snapshot.
+func containerKey(ns, id string) (string, error) {
+	if err := identifiers.Validate(ns); err != nil {
+		return "", fmt.Errorf("namespace: %w", err)
+	}
+	if err := identifiers.Validate(id); err != nil {
+		return "", fmt.Errorf("container id: %w", err)
+	}
+	return ns + "--" + id, nil
+}
 
 // ContainerDataset returns the dataset of container id of namespace ns under cfg.
-func ContainerDataset(cfg *runtime.ZFSConfig, ns, id string) string {
-	return (&zfs.Store{Parent: strings.TrimSuffix(cfg.Dataset, "/")}).ContainerDataset(datasetKey(ns, id))
+func ContainerDataset(cfg *runtime.ZFSConfig, ns, id string) (string, error) {
+	key, err := containerKey(ns, id)
+	if err != nil {
+		return "", err
+	}
+	return (&zfs.Store{Parent: strings.TrimSuffix(cfg.Dataset, "/")}).ContainerDataset(key), nil
 }
 
 // Setup makes container id's dataset from the image in containerd's rootfs mounts (a clone
 // of the image's base, populated first when this is the image's first container) and binds
 // it at <bundle>/rootfs. Nothing is left behind when it fails.
 func Setup(ctx context.Context, cfg *runtime.ZFSConfig, ns, id, bundle string, mounts []*types.Mount) (_ *Root, retErr error) {
+	key, err := containerKey(ns, id)
+	if err != nil {
+		return nil, err
+	}
 	st, err := newStore(cfg)
 	if err != nil {
 		return nil, err
@@ -129,16 +128,16 @@ func Setup(ctx context.Context, cfg *runtime.ZFSConfig, ns, id, bundle string, m
 		return nil, fmt.Errorf("[zfs] dataset %s: %w", st.Parent, err)
 	}
 	ms := toMounts(mounts)
-	key, lowers, upper := imageKey(ms)
-	base, err := baseFor(ctx, st, key, ms, lowers)
+	ikey, lowers, upper := imageKey(ms)
+	base, err := baseFor(ctx, st, ikey, ms, lowers)
 	if err != nil {
 		return nil, fmt.Errorf("base of container %s: %w", id, err)
 	}
-	r := &Root{cfg: *cfg, store: st, ns: ns, id: id, bundle: bundle, Dataset: st.ContainerDataset(datasetKey(ns, id)), ImageKey: key}
-	mp, err := st.CloneForContainer(ctx, base, datasetKey(ns, id))
+	r := &Root{cfg: *cfg, store: st, ns: ns, id: id, bundle: bundle, Dataset: st.ContainerDataset(key), ImageKey: ikey}
+	mp, err := st.CloneForContainer(ctx, base, key)
 	if errdefs.IsNotFound(err) { // the base was released in the meantime: once more
-		if base, err = baseFor(ctx, st, key, ms, lowers); err == nil {
-			mp, err = st.CloneForContainer(ctx, base, datasetKey(ns, id))
+		if base, err = baseFor(ctx, st, ikey, ms, lowers); err == nil {
+			mp, err = st.CloneForContainer(ctx, base, key)
 		}
 	}
 	if err != nil {
@@ -268,16 +267,24 @@ func (r *Root) Release(ctx context.Context) error {
 			return fmt.Errorf("unmount %s: %w", r.Target, err)
 		}
 	}
-	return release(ctx, r.store, datasetKey(r.ns, r.id))
+	key, err := containerKey(r.ns, r.id)
+	if err != nil {
+		return err
+	}
+	return release(ctx, r.store, key)
 }
 
 // ReleaseID releases what Setup or Restore made for a container whose shim is gone.
 func ReleaseID(ctx context.Context, cfg *runtime.ZFSConfig, ns, id string) error {
+	key, err := containerKey(ns, id)
+	if err != nil {
+		return err
+	}
 	st, err := newStore(cfg)
 	if err != nil {
 		return err
 	}
-	return release(ctx, st, datasetKey(ns, id))
+	return release(ctx, st, key)
 }
 
 // release destroys the container's dataset. When a snapshot of it (a checkpoint) is the
@@ -370,7 +377,7 @@ func (r *Root) Checkpoint(ctx context.Context, backend, dir string) (_ *Descript
 	d := &Descriptor{
 		Version: DescriptorVersion, Backend: backend, ContainerID: r.id, Namespace: r.ns,
 		Dataset: r.Dataset, Snapshot: snap, ImageKey: r.ImageKey, SpecDigest: specDigest,
-		ProcessState: ProcessStateNote, CRIU: CRIUStatus(ctx), Created: time.Now().UTC(),
+		ProcessState: ProcessStateNote, CRIU: asNote(CRIUStatus(ctx)), Created: time.Now().UTC(),
 	}
 	if r.cfg.Portable {
 		p := filepath.Join(dir, StreamFile)
@@ -396,6 +403,10 @@ func (r *Root) Checkpoint(ctx context.Context, backend, dir string) (_ *Descript
 	written = append(written, p)
 	if err := os.WriteFile(p, append(b, '\n'), 0o600); err != nil {
 		return nil, fmt.Errorf("checkpoint descriptor: %w", err)
+	}
+	// what a restore would refuse is refused now, while the container is still there
+	if _, err := ReadDescriptor(dir); err != nil {
+		return nil, fmt.Errorf("checkpoint of %s would not restore: %w", r.id, err)
 	}
 	r.prune(ctx)
 	return d, nil
@@ -423,87 +434,6 @@ func (r *Root) prune(ctx context.Context) {
 			log.G(ctx).WithError(err).Warnf("zfs: checkpoint %s is kept beyond retain = %d", ckpts[i], r.cfg.Retain)
 		}
 	}
-}
-
-// ReadDescriptor reads and checks the descriptor of checkpoint directory dir.
-func ReadDescriptor(dir string) (*Descriptor, error) {
-	p := filepath.Join(dir, DescriptorFile)
-	b, err := os.ReadFile(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("checkpoint %s has no %s: it was not made by lxcri with [zfs] configured: %w", dir, DescriptorFile, errdefs.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint descriptor: %w", err)
-	}
-	var d Descriptor
-	if err := json.Unmarshal(b, &d); err != nil {
-		return nil, fmt.Errorf("checkpoint descriptor %s is corrupt: %v: %w", p, err, errdefs.ErrInvalidArgument)
-	}
-	if d.Version != DescriptorVersion {
-		return nil, fmt.Errorf("checkpoint descriptor %s has version %d, this lxcri reads version %d: %w", p, d.Version, DescriptorVersion, errdefs.ErrInvalidArgument)
-	}
-	if ds, _, ok := strings.Cut(d.Snapshot, "@"); !ok || ds == "" || d.Dataset != ds {
-		return nil, fmt.Errorf("checkpoint descriptor %s is corrupt: snapshot %q is not a snapshot of dataset %q: %w", p, d.Snapshot, d.Dataset, errdefs.ErrInvalidArgument)
-	}
-	if d.Stream != "" && d.Stream != StreamFile {
-		return nil, fmt.Errorf("checkpoint descriptor %s is corrupt: stream %q: %w", p, d.Stream, errdefs.ErrInvalidArgument)
-	}
-	return &d, nil
-}
-
-// Restore makes container id's dataset from the checkpoint in dir: a clone of its
-// snapshot, or a receive of its stream when the snapshot is not on this host, and binds
-// it at <bundle>/rootfs. Nothing is left behind when it fails.
-func Restore(ctx context.Context, cfg *runtime.ZFSConfig, ns, id, bundle, dir string) (_ *Root, _ *Descriptor, retErr error) {
-	d, err := ReadDescriptor(dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	st, err := newStore(cfg)
-	if err != nil {
-		return nil, nil, fmt.Errorf("restore of %s: %w", id, err)
-	}
-	if err := st.EnsureParent(ctx); err != nil {
-		return nil, nil, fmt.Errorf("[zfs] dataset %s: %w", st.Parent, err)
-	}
-	key := datasetKey(ns, id)
-	r := &Root{cfg: *cfg, store: st, ns: ns, id: id, bundle: bundle, Dataset: st.ContainerDataset(key)}
-	have := false
-	if strings.HasPrefix(d.Snapshot, st.Parent+"/") {
-		if have, err = st.Exists(ctx, d.Snapshot); err != nil {
-			return nil, nil, err
-		}
-	}
-	switch {
-	case have:
-		if err := st.Clone(ctx, d.Snapshot, r.Dataset, nil); err != nil {
-			return nil, nil, err
-		}
-	case d.Stream != "":
-		f, err := os.Open(filepath.Join(dir, d.Stream))
-		if err != nil {
-			return nil, nil, fmt.Errorf("checkpoint stream: %v: %w", err, errdefs.ErrInvalidArgument)
-		}
-		err = st.Receive(ctx, r.Dataset+"@"+d.Snapshot[strings.IndexByte(d.Snapshot, '@')+1:], f)
-		f.Close()
-		if err != nil {
-			return nil, nil, fmt.Errorf("receive checkpoint %s: %w", d.Snapshot, err)
-		}
-	default:
-		return nil, nil, fmt.Errorf("checkpoint snapshot %s is not on this host (its container was deleted, or [zfs] dataset differs) and the checkpoint carries no stream (made with [zfs] portable = false): %w", d.Snapshot, errdefs.ErrNotFound)
-	}
-	defer func() {
-		if retErr != nil {
-			r.Release(context.WithoutCancel(ctx))
-		}
-	}()
-	if r.Mountpoint, err = st.Mountpoint(ctx, r.Dataset); err != nil {
-		return nil, nil, err
-	}
-	if err := r.bind(); err != nil {
-		return nil, nil, err
-	}
-	return r, d, nil
 }
 
 func fileDigest(p string) (string, error) {
