@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -153,25 +154,35 @@ func assertNoNewHelpers(t *testing.T, before map[int]bool) {
 	}
 }
 
-// outcome is what a user sees of an attempt to run a container: ok, or the error text and
-// whether it is an InvalidArgument.
+// outcome is what a user sees of an attempt to run a container: ok, or the error text
+// with its gRPC code ("" where the tool does not show it: ctr prints the message only).
 type outcome struct {
-	ok         bool
-	invalidArg bool
-	msg        string
+	ok   bool
+	code string
+	msg  string
 }
 
 func (o outcome) String() string {
 	if o.ok {
 		return "accepted"
 	}
-	return fmt.Sprintf("refused (InvalidArgument: %v): %q", o.invalidArg, o.msg)
+	return fmt.Sprintf("refused (code %q): %q", o.code, o.msg)
 }
 
-// expectRefused fails unless o is an InvalidArgument whose message holds every want.
+// clientOutcome is the outcome of a Go client call that failed with err.
+func clientOutcome(err error) outcome {
+	code := "other"
+	if errdefs.IsInvalidArgument(err) {
+		code = "InvalidArgument"
+	}
+	return outcome{code: code, msg: err.Error()}
+}
+
+// expectRefused fails unless o is a refusal whose message holds every want, with the code
+// InvalidArgument where the tool shows the code.
 func expectRefused(t *testing.T, o outcome, want ...string) {
 	t.Helper()
-	if o.ok || !o.invalidArg {
+	if o.ok || (o.code != "" && o.code != "InvalidArgument") {
 		t.Errorf("got %s, want InvalidArgument naming %q", o, want)
 		return
 	}
@@ -187,8 +198,7 @@ func ctrRun(t *testing.T, env *harness.Env, id string, flags []string, args ...s
 	t.Helper()
 	a := append(append([]string{"run", "--rm", "--runtime", rt}, flags...), env.Image, id)
 	out, errOut, code := env.Ctr(append(a, args...)...)
-	// ctr prints the daemon's error; an InvalidArgument ends in "invalid argument".
-	return outcome{ok: code == 0, invalidArg: strings.Contains(errOut, "invalid argument"), msg: errOut}, out
+	return outcome{ok: code == 0, msg: errOut}, out
 }
 
 // clientRun creates a container of image with the Go client and runs its task to the end;
@@ -213,7 +223,7 @@ func clientRun(t *testing.T, env *harness.Env, id, image string, ops ...oci.Spec
 	var out bytes.Buffer
 	task, err := cont.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, &out, &out)))
 	if err != nil {
-		return outcome{invalidArg: isInvalidArgument(err), msg: err.Error()}, ""
+		return clientOutcome(err), ""
 	}
 	defer task.Delete(context.WithoutCancel(ctx), client.WithProcessKill)
 	ch, err := task.Wait(ctx)
@@ -221,15 +231,15 @@ func clientRun(t *testing.T, env *harness.Env, id, image string, ops ...oci.Spec
 		t.Fatal(err)
 	}
 	if err := task.Start(ctx); err != nil {
-		return outcome{invalidArg: isInvalidArgument(err), msg: err.Error()}, ""
+		return clientOutcome(err), ""
 	}
 	select {
 	case st := <-ch:
 		if code := st.ExitCode(); code != 0 {
-			return outcome{msg: fmt.Sprintf("exit %d: %s", code, out.String())}, out.String()
+			return outcome{code: "other", msg: fmt.Sprintf("exit %d: %s", code, out.String())}, out.String()
 		}
 	case <-ctx.Done():
-		return outcome{msg: "task did not exit"}, out.String()
+		return outcome{code: "other", msg: "task did not exit"}, out.String()
 	}
 	return outcome{ok: true}, out.String()
 }
@@ -248,11 +258,19 @@ func withSysctl(key, value string) oci.SpecOpts {
 // ---- CRI ------------------------------------------------------------------------------
 
 // criEnv is containerd with a CRI runtime handler "lxcri" that forwards io.lxcri.* pod and
-// container annotations to the shim (as a cluster operator may configure it), and a
-// loopback-only CNI network, so that pods get a network namespace of their own without
-// touching the host's network.
+// container annotations to the shim (as a cluster operator may configure it), and a CNI
+// network on a bridge of its own (no gateway, no masquerading, removed at the end), so
+// that pods get a network namespace of their own.
 func criEnv(t *testing.T) *harness.Env {
 	t.Helper()
+	suffix := randomHex(t)[:6]
+	bridge := "lxh" + suffix
+	// Registered first, so it runs after the harness removed the pods.
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "link", "del", bridge).CombinedOutput(); err != nil && !strings.Contains(string(out), "Cannot find device") {
+			t.Logf("ip link del %s: %v: %s", bridge, err, out)
+		}
+	})
 	handler := `
 [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.lxcri]
   runtime_type = 'io.containerd.lxcri.v2'
@@ -261,8 +279,10 @@ func criEnv(t *testing.T) *harness.Env {
 `
 	env := start(t, hardeningBackend, harness.WithExtraNamespaces("k8s.io"), harness.WithSandboxImage(pauseImage), harness.WithConfig(handler))
 	importPause(t, env.In("k8s.io"))
-	conf := `{"cniVersion":"1.0.0","name":"lxcri-lo","plugins":[{"type":"loopback"}]}`
-	if err := os.WriteFile(filepath.Join(env.Root, "cni", "net.d", "10-lxcri-lo.conflist"), []byte(conf), 0o644); err != nil {
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"lxcri-hard","plugins":[{"type":"bridge","bridge":%q,
+		"isGateway":false,"ipMasq":false,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.219.%d.0/24"}]],
+		"dataDir":%q}}]}`, bridge, 1+int(suffix[0])%250, filepath.Join(env.Root, "cni", "ipam"))
+	if err := os.WriteFile(filepath.Join(env.Root, "cni", "net.d", "10-lxcri-hard.conflist"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(20 * time.Second)
@@ -348,7 +368,10 @@ func (p *criPod) run(t *testing.T, env *harness.Env) (o outcome, podID, cid stri
 	step := func(args ...string) (string, bool) {
 		out, errOut, code := env.Crictl(args...)
 		if code != 0 {
-			o = outcome{invalidArg: strings.Contains(errOut, "code = InvalidArgument"), msg: errOut}
+			o = outcome{code: "other", msg: errOut}
+			if strings.Contains(errOut, "code = InvalidArgument") {
+				o.code = "InvalidArgument"
+			}
 			return "", false
 		}
 		return strings.TrimSpace(out), true
@@ -385,5 +408,3 @@ func (p *criPod) remove(t *testing.T, env *harness.Env, podID string, before hos
 		t.Errorf("pod cgroups left: %v", cg)
 	}
 }
-
-func isInvalidArgument(err error) bool { return err != nil && errdefs.IsInvalidArgument(err) }
