@@ -235,6 +235,7 @@ func clientRun(t *testing.T, env *harness.Env, id, image string, ops ...oci.Spec
 	}
 	select {
 	case st := <-ch:
+		task.IO().Wait() // the output is copied after the exit is reported
 		if code := st.ExitCode(); code != 0 {
 			return outcome{code: "other", msg: fmt.Sprintf("exit %d: %s", code, out.String())}, out.String()
 		}
