@@ -296,16 +296,24 @@ func TestHardeningSecretsOffCmdline(t *testing.T) {
 
 // An image whose /lnk is a symlink to a host folder, and a bind mount at /lnk/<name>: the
 // mount point is made inside the rootfs (the container sees the mount there) or the mount
-// is refused; nothing is ever created in the host folder.
+// is refused; nothing is ever created in the host folder. The symlink either dangles in
+// the image, or its target exists in the image too (as /etc would).
 func TestHardeningSymlinkMountPoint(t *testing.T) {
 	env := start(t, hardeningBackend)
-	escape := filepath.Join(markerDir(t), "escape")
+	base := markerDir(t)
+	escape := filepath.Join(base, "escape")
 	if err := os.Mkdir(escape, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	const ref = "docker.io/library/busybox:lxcri-symlink"
-	tar := harness.ImageWithLayer(t, t.TempDir(), ref, harness.LayerEntry{Name: "lnk", Symlink: escape})
-	ctrOK(t, env, "images", "import", tar)
+	lnk := harness.LayerEntry{Name: "lnk", Symlink: escape}
+	inImage := strings.TrimPrefix(escape, "/")
+	images := []struct{ name, ref string }{
+		{"dangling", "docker.io/library/busybox:lxcri-symlink-dangling"},
+		{"in-image", "docker.io/library/busybox:lxcri-symlink-in-image"},
+	}
+	ctrOK(t, env, "images", "import", harness.ImageWithLayer(t, t.TempDir(), images[0].ref, lnk))
+	ctrOK(t, env, "images", "import", harness.ImageWithLayer(t, t.TempDir(), images[1].ref,
+		harness.LayerEntry{Name: filepath.Dir(inImage), Dir: true}, harness.LayerEntry{Name: inImage, Dir: true}, lnk))
 
 	srcDir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(srcDir, "probe"), nil, 0o644); err != nil {
@@ -315,34 +323,37 @@ func TestHardeningSymlinkMountPoint(t *testing.T) {
 	if err := os.WriteFile(srcFile, []byte("from-host\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		name, dst, src, look, want string
-	}{
-		{name: "file", dst: "/lnk/nologin", src: srcFile, look: "cat /lnk/nologin", want: "from-host\n"},
-		{name: "dir", dst: "/lnk/sub", src: srcDir, look: "ls /lnk/sub", want: "probe\n"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			before := snapshotHost(env.Namespace)
-			o, out := clientRun(t, env, "hard-symlink-"+tc.name, ref, oci.WithProcessArgs("sh", "-c", tc.look),
-				oci.WithMounts([]specs.Mount{{Destination: tc.dst, Type: "bind", Source: tc.src, Options: []string{"rbind", "ro"}}}))
-			switch {
-			case o.ok && out != tc.want:
-				t.Errorf("accepted, but the container sees %q at %s, want %q", out, tc.dst, tc.want)
-			case !o.ok && o.code != "InvalidArgument":
-				t.Errorf("got %s, want it accepted (mount point inside the rootfs) or refused as InvalidArgument", o)
-			default:
-				t.Logf("%s", o)
-			}
-			if ents, err := os.ReadDir(escape); err != nil || len(ents) > 0 {
-				var names []string
-				for _, e := range ents {
-					names = append(names, e.Name())
+	for _, img := range images {
+		for _, tc := range []struct {
+			name, dst, src, look, want string
+		}{
+			{name: "file", dst: "/lnk/nologin", src: srcFile, look: "cat /lnk/nologin", want: "from-host\n"},
+			{name: "dir", dst: "/lnk/sub", src: srcDir, look: "ls /lnk/sub", want: "probe\n"},
+		} {
+			t.Run(img.name+"/"+tc.name, func(t *testing.T) {
+				before := snapshotHost(env.Namespace)
+				o, out := clientRun(t, env, "hard-symlink-"+img.name+"-"+tc.name, img.ref, oci.WithProcessArgs("sh", "-c", tc.look),
+					oci.WithMounts([]specs.Mount{{Destination: tc.dst, Type: "bind", Source: tc.src, Options: []string{"rbind", "ro"}}}))
+				switch {
+				case o.ok && out != tc.want:
+					t.Errorf("accepted, but the container sees %q at %s, want %q", out, tc.dst, tc.want)
+				case !o.ok && o.code != "InvalidArgument":
+					t.Errorf("got %s, want it accepted (mount point inside the rootfs) or refused as InvalidArgument", o)
+				default:
+					t.Logf("%s", o)
 				}
-				t.Errorf("the mount point was made on the host, through the image's symlink: %s holds %v (%v)", escape, names, err)
-			}
-			assertHealthyAndClean(t, env)
-			before.assertNothingNew(t)
-		})
+				if ents, err := os.ReadDir(escape); err != nil || len(ents) > 0 {
+					var names []string
+					for _, e := range ents {
+						names = append(names, e.Name())
+						os.RemoveAll(filepath.Join(escape, e.Name())) // for the next case
+					}
+					t.Errorf("the mount point was made on the host, through the image's symlink: %s holds %v (%v)", escape, names, err)
+				}
+				assertHealthyAndClean(t, env)
+				before.assertNothingNew(t)
+			})
+		}
 	}
 }
 
