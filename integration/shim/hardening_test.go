@@ -358,55 +358,102 @@ func TestHardeningSymlinkMountPoint(t *testing.T) {
 }
 
 // A container that joins another's pid namespace leaves a background process when its
-// init exits; the process dies with the init (as with runc), and the container's task is
-// deleted without its cgroup staying busy.
+// init exits; the process dies with the init (as with runc), and the container is removed
+// without its cgroup staying busy. Through the Go client (joining a container's namespace
+// by path) and through CRI (a pod sharing one pid namespace, shareProcessNamespace).
 func TestHardeningSharedPidNamespace(t *testing.T) {
-	const id = "hard-pid-b"
-	// Runs after the harness removed everything: a cgroup a failure leaked goes too.
-	t.Cleanup(func() {
-		for _, cg := range harness.CgroupsNamed(id) {
-			syscall.Rmdir(cg)
+	t.Run("client", func(t *testing.T) {
+		const id = "hard-pid-b"
+		// Runs after the harness removed everything: a cgroup a failure leaked goes too.
+		t.Cleanup(func() { removeCgroupsNamed(id) })
+		env := start(t, hardeningBackend)
+		ctx, cancel := context.WithTimeout(env.Context(), 2*time.Minute)
+		defer cancel()
+		runDetached(t, env, "hard-pid-a", nil, "sleep", "1000")
+		defer removeTask(t, env, "hard-pid-a")
+		nsPath := fmt.Sprintf("/proc/%d/ns/pid", taskPid(t, env, "hard-pid-a"))
+
+		tag := sleepTag()
+		c := env.Client()
+		img, err := c.GetImage(ctx, env.Image)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cont, err := c.NewContainer(ctx, id, client.WithNewSnapshot(id, img),
+			client.WithNewSpec(oci.WithImageConfig(img),
+				oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.PIDNamespace, Path: nsPath}),
+				oci.WithProcessArgs("sh", "-c", "sleep "+tag+" & exit 0")),
+			client.WithRuntime(rt, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cont.Delete(ctx, client.WithSnapshotCleanup)
+		task, err := cont.NewTask(ctx, cio.NullIO)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch, err := task.Wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := task.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatal("the init of the container did not exit")
+		}
+		assertSleepGone(t, tag)
+		if _, err := task.Delete(ctx); err != nil {
+			t.Errorf("delete after the init exited: %v", err)
+		}
+		if cg := harness.CgroupsNamed(id); len(cg) > 0 {
+			t.Errorf("cgroups of %s left: %v", id, cg)
 		}
 	})
-	env := start(t, hardeningBackend)
-	ctx, cancel := context.WithTimeout(env.Context(), 2*time.Minute)
-	defer cancel()
-	runDetached(t, env, "hard-pid-a", nil, "sleep", "1000")
-	defer removeTask(t, env, "hard-pid-a")
-	nsPath := fmt.Sprintf("/proc/%d/ns/pid", taskPid(t, env, "hard-pid-a"))
+	t.Run("cri", func(t *testing.T) {
+		env := criEnv(t)
+		before := snapshotHost("k8s.io")
+		tag := sleepTag()
+		p := newCRIPod(t, env.Image, "sh", "-c", "sleep "+tag+" & exit 0")
+		p.pod["linux"].(map[string]any)["security_context"].(map[string]any)["namespace_options"].(map[string]any)["pid"] = 0
+		o, podID, cid := p.run(t, env)
+		if !o.ok {
+			t.Fatalf("pod: %s", o)
+		}
+		// Runs once the pod is gone (its pid namespace with it): a leaked cgroup goes too.
+		t.Cleanup(func() { removeCgroupsNamed(cid) })
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			out, _, _ := env.Crictl("inspect", "-o", "go-template", "--template", "{{.status.state}}", cid)
+			if strings.TrimSpace(out) == "CONTAINER_EXITED" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("container %s is %q, not exited, after 20s", cid, out)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		assertSleepGone(t, tag)
+		if _, errOut, code := env.Crictl("rm", cid); code != 0 {
+			t.Errorf("crictl rm after the init exited: %s", errOut)
+		}
+		if cg := harness.CgroupsNamed(cid); len(cg) > 0 {
+			t.Errorf("cgroups of %s left: %v", cid, cg)
+		}
+		p.remove(t, env, podID, before)
+	})
+}
 
-	// a sleep of a duration no other process uses, to find it on the host
-	tag := fmt.Sprintf("%d", 900000+time.Now().UnixNano()%99999)
-	c := env.Client()
-	img, err := c.GetImage(ctx, env.Image)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cont, err := c.NewContainer(ctx, id, client.WithNewSnapshot(id, img),
-		client.WithNewSpec(oci.WithImageConfig(img),
-			oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.PIDNamespace, Path: nsPath}),
-			oci.WithProcessArgs("sh", "-c", "sleep "+tag+" & exit 0")),
-		client.WithRuntime(rt, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cont.Delete(ctx, client.WithSnapshotCleanup)
-	task, err := cont.NewTask(ctx, cio.NullIO)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := task.Wait(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := task.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-ch:
-	case <-ctx.Done():
-		t.Fatal("the init of the container did not exit")
-	}
+// sleepTag is a sleep duration no other process uses, to find a sleep on the host.
+func sleepTag() string {
+	return fmt.Sprintf("%d", 900000+time.Now().UnixNano()%99999)
+}
+
+// assertSleepGone fails if `sleep tag` still runs 10s on.
+func assertSleepGone(t *testing.T, tag string) {
+	t.Helper()
 	bg := "sleep\x00" + tag + "\x00"
 	deadline := time.Now().Add(10 * time.Second)
 	for len(cmdlinesHolding(bg)) > 0 && time.Now().Before(deadline) {
@@ -415,10 +462,11 @@ func TestHardeningSharedPidNamespace(t *testing.T) {
 	if left := cmdlinesHolding(bg); len(left) > 0 {
 		t.Errorf("the container's background process survives its init: %v", left)
 	}
-	if _, err := task.Delete(ctx); err != nil {
-		t.Errorf("delete after the init exited: %v", err)
-	}
-	if cg := harness.CgroupsNamed(id); len(cg) > 0 {
-		t.Errorf("cgroups of %s left: %v", id, cg)
+}
+
+// removeCgroupsNamed removes the (empty) cgroups a failed test leaked.
+func removeCgroupsNamed(name string) {
+	for _, cg := range harness.CgroupsNamed(name) {
+		syscall.Rmdir(cg)
 	}
 }
