@@ -464,9 +464,13 @@ func assertSleepGone(t *testing.T, tag string) {
 	}
 }
 
-// removeCgroupsNamed removes the (empty) cgroups a failed test leaked.
+// removeCgroupsNamed removes the (empty) cgroups a failed test leaked, and their parents
+// once empty (the namespace level, which the harness could not remove while they were
+// there).
 func removeCgroupsNamed(name string) {
 	for _, cg := range harness.CgroupsNamed(name) {
-		syscall.Rmdir(cg)
+		if syscall.Rmdir(cg) == nil {
+			syscall.Rmdir(filepath.Dir(cg))
+		}
 	}
 }
