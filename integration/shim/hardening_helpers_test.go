@@ -220,8 +220,9 @@ func clientRun(t *testing.T, env *harness.Env, id, image string, ops ...oci.Spec
 		t.Fatalf("new container: %v", err)
 	}
 	defer cont.Delete(context.WithoutCancel(ctx), client.WithSnapshotCleanup)
-	var out bytes.Buffer
-	task, err := cont.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, &out, &out)))
+	// one buffer each: a writer shared by both copies loses output, whichever the shim
+	var out, errOut bytes.Buffer
+	task, err := cont.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, &out, &errOut)))
 	if err != nil {
 		return clientOutcome(err), ""
 	}
@@ -237,7 +238,7 @@ func clientRun(t *testing.T, env *harness.Env, id, image string, ops ...oci.Spec
 	case st := <-ch:
 		task.IO().Wait() // the output is copied after the exit is reported
 		if code := st.ExitCode(); code != 0 {
-			return outcome{code: "other", msg: fmt.Sprintf("exit %d: %s", code, out.String())}, out.String()
+			return outcome{code: "other", msg: fmt.Sprintf("exit %d: %s", code, errOut.String())}, out.String()
 		}
 	case <-ctx.Done():
 		return outcome{code: "other", msg: "task did not exit"}, out.String()
