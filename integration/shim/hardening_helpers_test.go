@@ -320,8 +320,8 @@ type criPod struct {
 	dir          string
 }
 
-// newCRIPod is a pod with its own network, ipc, pid and uts namespaces, and a container of
-// image running args.
+// newCRIPod is a pod with network, ipc and uts namespaces of its own, each container in a
+// pid namespace of its own, and a container of image running args.
 func newCRIPod(t *testing.T, image string, args ...string) *criPod {
 	dir := t.TempDir()
 	parent := "lxcri-hard-" + strconv.FormatInt(time.Now().UnixNano(), 36)
