@@ -77,6 +77,20 @@ func createMountPoint(p MountPoint) error {
 			return fmt.Errorf("create %s: %v: %w", sub, err, errdefs.ErrFailedPrecondition)
 		}
 	}
+	// liblxc mounts only on a path without symlinks (its safe_mount refuses them), so a
+	// mount point reached through one of the image's symlinks, even one that stays inside
+	// the base, is refused here with the reason rather than failing later in liblxc.
+	fd, err := unix.Openat2(base, rel, &unix.OpenHow{
+		Flags:   uint64(unix.O_PATH | unix.O_CLOEXEC),
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS,
+	})
+	if errors.Is(err, unix.ELOOP) {
+		return fmt.Errorf("the path passes through a symlink, and LXC mounts only on paths without one: %w", errdefs.ErrInvalidArgument)
+	}
+	if err != nil {
+		return fmt.Errorf("resolve %s: %v: %w", rel, err, errdefs.ErrFailedPrecondition)
+	}
+	unix.Close(fd)
 	return nil
 }
 

@@ -57,7 +57,6 @@ func TestExec(t *testing.T) {
 				t.Fatal("exec reading stdin did not end when stdin closed")
 			}
 
-
 			// An exec whose program does not exist fails to start, and leaves nothing behind:
 			// its id is free again and the task still works.
 			if _, _, code := env.Ctr("task", "exec", "--exec-id", "e6", "ex", "/no/such/program"); code == 0 {
