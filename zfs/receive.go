@@ -154,18 +154,11 @@ func (s *Store) Mount(ctx context.Context, dataset string) (string, error) {
 	if err := s.check(op, dataset, false); err != nil {
 		return "", err
 	}
-	mp, err := s.property(ctx, op, dataset, "mountpoint")
+	mp, mounted, err := s.mountState(ctx, op, dataset)
 	if err != nil {
 		return "", err
 	}
-	if !strings.HasPrefix(mp, "/") {
-		return "", &Error{Op: op, Name: dataset, Msg: fmt.Sprintf("mountpoint is %q", mp), Kind: errdefs.ErrFailedPrecondition}
-	}
-	mounted, err := s.property(ctx, op, dataset, "mounted")
-	if err != nil {
-		return "", err
-	}
-	if mounted != "yes" {
+	if !mounted {
 		err := s.retryBusy(ctx, op, dataset, func() error {
 			_, err := (&gozfs.Dataset{Name: dataset, Type: gozfs.DatasetFilesystem}).Mount(false, nil)
 			return err
@@ -173,8 +166,10 @@ func (s *Store) Mount(ctx context.Context, dataset string) (string, error) {
 		if err != nil {
 			return "", err
 		}
+		// Read back: the mount is what proves it.
+		return s.Mountpoint(ctx, dataset)
 	}
-	return s.Mountpoint(ctx, dataset)
+	return mp, nil
 }
 
 // runZFS runs zfs with args as go-zfs runs its commands (its Runner's timeout applies),

@@ -367,21 +367,32 @@ func (s *Store) Mountpoint(ctx context.Context, dataset string) (string, error) 
 	if err := s.check(op, dataset, false); err != nil {
 		return "", err
 	}
-	mp, err := s.property(ctx, op, dataset, "mountpoint")
+	mp, mounted, err := s.mountState(ctx, op, dataset)
 	if err != nil {
 		return "", err
 	}
-	if !strings.HasPrefix(mp, "/") {
-		return "", &Error{Op: op, Name: dataset, Msg: fmt.Sprintf("mountpoint is %q", mp), Kind: errdefs.ErrFailedPrecondition}
-	}
-	mounted, err := s.property(ctx, op, dataset, "mounted")
-	if err != nil {
-		return "", err
-	}
-	if mounted != "yes" {
+	if !mounted {
 		return "", &Error{Op: op, Name: dataset, Msg: "not mounted (mountpoint " + mp + ")", Kind: errdefs.ErrFailedPrecondition}
 	}
 	return mp, nil
+}
+
+// mountState returns the path ZFS mounts the filesystem dataset at and whether it is
+// mounted there; a dataset ZFS mounts at no path (mountpoint none or legacy) is
+// FailedPrecondition.
+func (s *Store) mountState(ctx context.Context, op, dataset string) (string, bool, error) {
+	mp, err := s.property(ctx, op, dataset, "mountpoint")
+	if err != nil {
+		return "", false, err
+	}
+	if !strings.HasPrefix(mp, "/") {
+		return "", false, &Error{Op: op, Name: dataset, Msg: fmt.Sprintf("mountpoint is %q", mp), Kind: errdefs.ErrFailedPrecondition}
+	}
+	mounted, err := s.property(ctx, op, dataset, "mounted")
+	if err != nil {
+		return "", false, err
+	}
+	return mp, mounted == "yes", nil
 }
 
 // BaseFor returns the base snapshot (<parent>/base-<imageKey>@base) of an image, making it
