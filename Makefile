@@ -5,6 +5,7 @@
 #   make test     setup + build + go vet + unit tests + integration tests (root)
 #   make demo     run contrib/scripts/demo.sh against a private containerd
 #   make bench    benchmarks against containerd's runc shim (integration/bench)
+#   make conformance  containerd's client suite and critest on runc vs lxcri (docs/CONFORMANCE.md)
 #   make install  install the shim and helper to $(PREFIX)/bin
 #   make clean    remove bin/
 
@@ -25,7 +26,8 @@ TEST_TIMEOUT  ?= 60m
 # extra flags for `go test` of the integration tests, e.g. TESTFLAGS='-run TestLifecycle -v'
 TESTFLAGS ?=
 
-.PHONY: all setup build shim helper vet unit integration test install demo bench clean
+.PHONY: all setup build shim helper vet unit integration test install demo bench clean \
+	conformance conformance-setup conformance-run conformance-report
 
 all: build
 
@@ -89,6 +91,48 @@ BENCHOUT   ?= docs/BENCHMARKS.md
 
 bench: build
 	LXCRI_SHIM_DIR=$(BINDIR) $(GO) run ./integration/bench/cmd/lxcri-bench $(BENCHFLAGS) -out $(BENCHOUT)
+
+# Conformance: containerd v2.4.2's integration/client suite and cri-tools v1.37.0's critest,
+# each against containerd's runc shim (the baseline) and every lxcri runtime, one suite and
+# runtime per run (a private containerd, a local registry with the suites' images, a zfs-fuse
+# pool for lxcri's checkpoints). The suites are built once into the tools folder by
+# conformance-setup. Each run stores its results in $(CONFORMANCE_OUT); the report compares
+# them with the runc shim's and writes docs/CONFORMANCE.md, with the reasons of known
+# differences from $(CONFORMANCE_REASONS).
+#   make conformance CONFORMANCE_RUNTIMES=lxc CONFORMANCE_SUITES=critest
+#   make conformance CONFORMANCE_WRAP='flock LOCKFILE'   (each run under a lock)
+CONFORMANCE_SUITES   ?= containerd-client critest
+CONFORMANCE_RUNTIMES ?= runc-shim lxc crun-runc
+CONFORMANCE_OUT      ?= $(BINDIR)/conformance
+CONFORMANCE_REASONS  ?= docs/CONFORMANCE.reasons.tsv
+CONFORMANCE_FLAGS    ?=
+CONFORMANCE_WRAP     ?=
+CONFORMANCE          := $(BINDIR)/lxcri-conformance
+
+conformance: setup conformance-setup build conformance-run conformance-report
+
+conformance-setup:
+	contrib/scripts/setup-conformance.sh
+
+$(CONFORMANCE): FORCE
+	@mkdir -p $(BINDIR)
+	$(GO) build $(GOFLAGS_BUILD) -o $@ ./integration/conformance/cmd/lxcri-conformance
+
+# A run whose suite fails tests still succeeds (its results say which); a run that could not
+# produce results fails the target once every other run is done.
+conformance-run: $(CONFORMANCE)
+	@failed=""; \
+	for s in $(CONFORMANCE_SUITES); do for r in $(CONFORMANCE_RUNTIMES); do \
+		echo "conformance: $$s on $$r"; \
+		LXCRI_SHIM_DIR=$(BINDIR) $(CONFORMANCE_WRAP) $(CONFORMANCE) run -suite $$s -runtime $$r \
+			-out $(CONFORMANCE_OUT) $(CONFORMANCE_FLAGS) || failed="$$failed $$s/$$r"; \
+	done; done; \
+	if [ -n "$$failed" ]; then echo "conformance: runs without results:$$failed" >&2; exit 1; fi
+
+conformance-report: $(CONFORMANCE)
+	$(CONFORMANCE) report -in $(CONFORMANCE_OUT) -out docs/CONFORMANCE.md -reasons $(CONFORMANCE_REASONS)
+
+FORCE:
 
 clean:
 	rm -rf $(BINDIR)
