@@ -47,7 +47,7 @@ type Config struct {
 
 // ZFSConfig puts the root filesystems of local containers (lxc, crun) on ZFS datasets,
 // which is what checkpoint and restore need. Without a dataset, containers use the
-// filesystem containerd mounts and Checkpoint is NotImplemented.
+// filesystem containerd mounts and Checkpoint is a FailedPrecondition saying what to set.
 type ZFSConfig struct {
 	// Dataset is the parent of every dataset lxcri makes, e.g. "tank/lxcri"; its pool must
 	// exist, the dataset itself is created when missing.
