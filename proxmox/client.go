@@ -39,6 +39,7 @@ type Client struct {
 	tokenID         string
 	storage         string
 	templateStorage string
+	lxcPath         string
 	timeout         time.Duration
 	retry           retryPolicy
 }
@@ -89,6 +90,7 @@ func New(ctx context.Context, cfg *runtime.ProxmoxConfig) (*Client, error) {
 		tokenID:         s.tokenID,
 		storage:         s.storage,
 		templateStorage: s.templateStorage,
+		lxcPath:         s.lxcPath,
 		timeout:         s.timeout,
 		retry:           defaultRetry,
 	}, nil
@@ -102,6 +104,9 @@ func (c *Client) Storage() string { return c.storage }
 
 // TemplateStorage is the vztmpl storage for OCI archives.
 func (c *Client) TemplateStorage() string { return c.templateStorage }
+
+// LXCPath is the node's LXC path, where its CTs can be attached to.
+func (c *Client) LXCPath() string { return c.lxcPath }
 
 // Timeout bounds each call and each task.
 func (c *Client) Timeout() time.Duration { return c.timeout }

@@ -18,6 +18,9 @@ import (
 // unset. Creating a CT from a large template takes tens of seconds on a busy node.
 const DefaultTimeout = 2 * time.Minute
 
+// DefaultLXCPath is where PVE keeps its CTs' LXC configurations.
+const DefaultLXCPath = "/var/lib/lxc"
+
 // PVE's own formats (pve-access-control PVE/Auth/Plugin.pm, pve-common JSONSchema.pm):
 // a user is name@realm with no whitespace, ':' or '/' in the name; a token name and a realm
 // start with a letter; node and storage ids are pve-node and pve-storage-id.
@@ -40,6 +43,7 @@ type settings struct {
 	insecure        bool
 	storage         string
 	templateStorage string
+	lxcPath         string
 	timeout         time.Duration
 }
 
@@ -66,6 +70,7 @@ func parseConfig(c *runtime.ProxmoxConfig) (*settings, error) {
 		insecure:        c.InsecureSkipVerify,
 		storage:         c.Storage,
 		templateStorage: c.TemplateStorage,
+		lxcPath:         DefaultLXCPath,
 		timeout:         DefaultTimeout,
 	}
 	u, err := url.Parse(c.URL)
@@ -114,6 +119,12 @@ func parseConfig(c *runtime.ProxmoxConfig) (*settings, error) {
 	}
 	if !storageIDRe.MatchString(c.TemplateStorage) {
 		return nil, fieldError("template_storage", "%q is not a PVE storage id", c.TemplateStorage)
+	}
+	if c.LXCPath != "" {
+		if !strings.HasPrefix(c.LXCPath, "/") || strings.ContainsAny(c.LXCPath, "\n\x00") {
+			return nil, fieldError("lxc_path", "%q is not an absolute path", c.LXCPath)
+		}
+		s.lxcPath = c.LXCPath
 	}
 	if c.Timeout != "" {
 		d, err := time.ParseDuration(c.Timeout)

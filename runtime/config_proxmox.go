@@ -27,6 +27,9 @@ type ProxmoxConfig struct {
 	Storage string `toml:"storage"`
 	// TemplateStorage holds the OCI archives CTs are made from (content vztmpl).
 	TemplateStorage string `toml:"template_storage"`
+	// LXCPath is the node's LXC path, where PVE keeps each CT's LXC configuration (the
+	// backends attach to CTs through it, as `pct exec` does); default /var/lib/lxc.
+	LXCPath string `toml:"lxc_path"`
 	// Timeout bounds each API call (retries included) and each task PVE runs for us, as a
 	// Go duration ("2m"); default 2m.
 	Timeout string `toml:"timeout"`
