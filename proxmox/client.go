@@ -134,7 +134,7 @@ func tlsConfig(s *settings) (*tls.Config, error) {
 				return errors.New("the server sent no certificate")
 			}
 			if got := Fingerprint(cs.PeerCertificates[0].Raw); got != want {
-				return fmt.Errorf("certificate fingerprint %s does not match [proxmox] fingerprint %s", got, want)
+				return &fingerprintError{got: got, want: want}
 			}
 			return nil
 		}
@@ -313,3 +313,10 @@ func (quietLogger) Debugf(string, ...interface{}) {}
 func (quietLogger) Infof(string, ...interface{})  {}
 func (quietLogger) Warnf(string, ...interface{})  {}
 func (quietLogger) Errorf(string, ...interface{}) {}
+
+// fingerprintError is a node certificate that is not the pinned one.
+type fingerprintError struct{ got, want string }
+
+func (e *fingerprintError) Error() string {
+	return fmt.Sprintf("certificate fingerprint %s does not match [proxmox] fingerprint %s", e.got, e.want)
+}

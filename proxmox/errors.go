@@ -159,8 +159,8 @@ func isTLSError(err error) bool {
 	var ua x509.UnknownAuthorityError
 	var hn x509.HostnameError
 	var ci x509.CertificateInvalidError
-	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) ||
-		strings.Contains(err.Error(), "tls: ") && strings.Contains(err.Error(), "fingerprint")
+	var fp *fingerprintError
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) || errors.As(err, &fp)
 }
 
 // rootCause strips url.Error's "Get \"https://...\":" prefix, which repeats the request.
