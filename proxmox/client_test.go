@@ -234,8 +234,8 @@ func TestFaults(t *testing.T) {
 			msg: []string{"proxmox: task imgcopy", "failed: unable to write template: No space left on device", "task log:"},
 		},
 		{
-			name: "task past its deadline",
-			edit: func(t *testing.T, s *sim, c *runtime.ProxmoxConfig) { c.Timeout = "1s" },
+			name:  "task past its deadline",
+			edit:  func(t *testing.T, s *sim, c *runtime.ProxmoxConfig) { c.Timeout = "1s" },
 			fault: &pvesim.Fault{Method: "POST", Path: "/upload$", Kind: pvesim.FaultTaskHang},
 			call: func(c *Client) error {
 				return c.UploadTemplate(ctx, "t.tar", bytes.NewReader([]byte("not an archive")), 14)
