@@ -1,7 +1,7 @@
 # lxcri: containerd runtime v2 shim with pluggable backends.
 #
 #   make setup    install host packages and build containerd/ctr/crictl/nerdctl (cached)
-#   make build    build bin/containerd-shim-lxcri-v2 and, when present, bin/lxcri-start
+#   make build    build bin/containerd-shim-lxcri-v2, bin/lxcri-pause and, when present, bin/lxcri-start
 #   make test     setup + build + go vet + unit tests + integration tests (root)
 #   make demo     run contrib/scripts/demo.sh against a private containerd
 #   make bench    benchmarks against containerd's runc shim (integration/bench)
@@ -21,12 +21,13 @@ BINDIR    := $(CURDIR)/bin
 SHIM      := containerd-shim-lxcri-v2
 HELPER    := lxcri-start
 HELPER_SRC := backend/lxc/helper/lxcri-start.c
+PAUSE     := lxcri-pause
 GOFLAGS_BUILD ?= -trimpath
 TEST_TIMEOUT  ?= 60m
 # extra flags for `go test` of the integration tests, e.g. TESTFLAGS='-run TestLifecycle -v'
 TESTFLAGS ?=
 
-.PHONY: all setup build shim helper vet unit integration test install demo bench clean \
+.PHONY: all setup build shim helper pause vet unit integration test install demo bench clean \
 	conformance conformance-setup conformance-run conformance-report
 
 all: build
@@ -34,11 +35,16 @@ all: build
 setup:
 	contrib/scripts/setup-host.sh
 
-build: shim helper
+build: shim helper pause
 
 shim:
 	@mkdir -p $(BINDIR)
 	$(GO) build $(GOFLAGS_BUILD) -o $(BINDIR)/$(SHIM) ./cmd/$(SHIM)
+
+# The init of proxmox-lxc CTs: static, as it runs inside a CT's root whatever its libc.
+pause:
+	@mkdir -p $(BINDIR)
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -ldflags '-s -w' -o $(BINDIR)/$(PAUSE) ./cmd/$(PAUSE)
 
 # The lxc backend's start helper (C against liblxc). backend/lxc may bring its own
 # Makefile with a `helper` target; otherwise the single source file is compiled here.
@@ -70,6 +76,7 @@ test: setup build vet unit integration
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BINDIR)/$(SHIM) $(DESTDIR)$(PREFIX)/bin/$(SHIM)
+	install -m 0755 $(BINDIR)/$(PAUSE) $(DESTDIR)$(PREFIX)/bin/$(PAUSE)
 	@if [ -f $(BINDIR)/$(HELPER) ]; then \
 		echo "install -m 0755 $(BINDIR)/$(HELPER) $(DESTDIR)$(PREFIX)/bin/$(HELPER)"; \
 		install -m 0755 $(BINDIR)/$(HELPER) $(DESTDIR)$(PREFIX)/bin/$(HELPER); \

@@ -43,6 +43,8 @@ type Config struct {
 	Crun               CrunConfig `toml:"crun"`
 	LXC                LXCConfig  `toml:"lxc"`
 	ZFS                ZFSConfig  `toml:"zfs"`
+	// Proxmox is how the proxmox-lxc and proxmox-vm backends reach the node's PVE API.
+	Proxmox ProxmoxConfig `toml:"proxmox"`
 }
 
 // ZFSConfig puts the root filesystems of local containers (lxc, crun) on ZFS datasets,

@@ -1,0 +1,319 @@
+package proxmoxlxc
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// FieldError says which field of the OCI spec a PVE CT cannot honour, and why. It wraps
+// errdefs.ErrInvalidArgument.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return "OCI spec " + e.Field + ": " + e.Msg + " (proxmox-lxc)" }
+func (e *FieldError) Unwrap() error { return errdefs.ErrInvalidArgument }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// CTSpec is what a CT is made of, translated from an OCI spec.
+type CTSpec struct {
+	// Options are PVE create keys (hostname, memory, swap, cores, cpulimit, cpuunits,
+	// entrypoint).
+	Options map[string]any
+	// Env is the init's environment, set with PUT config after create: PVE replaces an env
+	// given at create with the image's.
+	Env []string
+	// Cwd and User (uid:gid) go into the OCI archive's image config, which is the only way
+	// PVE sets lxc.init.cwd and lxc.init.uid/gid (raw lxc keys are read-only in the API).
+	Cwd  string
+	User string
+}
+
+const mib = 1 << 20
+
+var hostnameRe = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?)*$`)
+
+// Translate maps an OCI spec onto PVE CT options. What PVE cannot honour is a FieldError
+// naming the field. containerd's and the CRI's boilerplate (default mounts, the deny-all
+// device rule, masked and read-only paths, capabilities, the nofile rlimit,
+// noNewPrivileges, seccomp) is accepted: a PVE CT is always an unprivileged CT whose own
+// equivalents (user namespace, PVE's AppArmor profile and capability drop list) apply.
+func Translate(s *specs.Spec) (*CTSpec, error) {
+	if s == nil || s.Process == nil {
+		return nil, fieldErr("process", "required")
+	}
+	ct := &CTSpec{Options: map[string]any{}}
+	if s.Hostname != "" {
+		if len(s.Hostname) > 253 || !hostnameRe.MatchString(s.Hostname) {
+			return nil, fieldErr("hostname", "%q is not a DNS name, which PVE requires", s.Hostname)
+		}
+		ct.Options["hostname"] = s.Hostname
+	}
+	if err := translateProcess(s.Process, ct); err != nil {
+		return nil, err
+	}
+	if err := checkMounts(s.Mounts); err != nil {
+		return nil, err
+	}
+	if s.Hooks != nil && (len(s.Hooks.Prestart)+len(s.Hooks.CreateRuntime)+len(s.Hooks.CreateContainer)+len(s.Hooks.StartContainer)+len(s.Hooks.Poststart)+len(s.Hooks.Poststop) > 0) {
+		return nil, fieldErr("hooks", "PVE runs its own hooks only (a hookscript is root@pam only, and no API token qualifies)")
+	}
+	if s.Linux != nil {
+		if err := translateLinux(s.Linux, ct); err != nil {
+			return nil, err
+		}
+	}
+	return ct, nil
+}
+
+func translateProcess(p *specs.Process, ct *CTSpec) error {
+	if len(p.Args) == 0 {
+		return fieldErr("process.args", "required")
+	}
+	if p.CommandLine != "" {
+		return fieldErr("process.commandLine", "is Windows-only")
+	}
+	ep, err := entrypoint(p.Args)
+	if err != nil {
+		return err
+	}
+	ct.Options["entrypoint"] = ep
+	for i, e := range p.Env {
+		if !strings.Contains(e, "=") || strings.HasPrefix(e, "=") {
+			return fieldErr(fmt.Sprintf("process.env[%d]", i), "want NAME=VALUE")
+		}
+		if strings.ContainsRune(e, 0) {
+			return fieldErr(fmt.Sprintf("process.env[%d]", i), "holds a NUL byte, PVE's separator")
+		}
+	}
+	ct.Env = slices.Clone(p.Env)
+	if p.Cwd != "" {
+		if !strings.HasPrefix(p.Cwd, "/") || strings.ContainsAny(p.Cwd, "\n\x00") {
+			return fieldErr("process.cwd", "%q: want an absolute path", p.Cwd)
+		}
+		ct.Cwd = p.Cwd
+	}
+	ct.User = fmt.Sprintf("%d:%d", p.User.UID, p.User.GID)
+	if p.User.Username != "" {
+		return fieldErr("process.user.username", "is Windows-only")
+	}
+	if p.User.Umask != nil {
+		return fieldErr("process.user.umask", "PVE sets no umask for a CT's init")
+	}
+	// A root init keeps its powers whatever its groups; for any other user PVE cannot set
+	// supplementary groups (LXC's init drops them).
+	if p.User.UID != 0 {
+		for i, g := range p.User.AdditionalGids {
+			if g != p.User.GID {
+				return fieldErr(fmt.Sprintf("process.user.additionalGids[%d]", i), "PVE cannot give a CT's init supplementary groups")
+			}
+		}
+	}
+	if p.ConsoleSize != nil && !p.Terminal {
+		return fieldErr("process.consoleSize", "set without process.terminal")
+	}
+	for i, r := range p.Rlimits {
+		if r.Type != "RLIMIT_NOFILE" {
+			return fieldErr(fmt.Sprintf("process.rlimits[%d]", i), "%s: PVE sets no resource limits on a CT's init (lxc.prlimit is root@pam only)", r.Type)
+		}
+	}
+	if p.OOMScoreAdj != nil {
+		return fieldErr("process.oomScoreAdj", "PVE sets no OOM score for a CT")
+	}
+	if p.IOPriority != nil {
+		return fieldErr("process.ioPriority", "PVE sets no I/O priority for a CT's init")
+	}
+	if p.Scheduler != nil {
+		return fieldErr("process.scheduler", "PVE sets no scheduling policy for a CT's init")
+	}
+	if p.ExecCPUAffinity != nil {
+		return fieldErr("process.execCPUAffinity", "PVE sets no CPU affinity for a CT's processes")
+	}
+	if p.SelinuxLabel != "" {
+		return fieldErr("process.selinuxLabel", "PVE confines CTs with its own AppArmor profile")
+	}
+	if p.ApparmorProfile != "" {
+		return fieldErr("process.apparmorProfile", "PVE confines CTs with its own AppArmor profile (lxc.apparmor.profile is root@pam only)")
+	}
+	return nil
+}
+
+// entrypoint renders args as PVE's entrypoint string, which becomes lxc.init.cmd, split by
+// LXC on blanks outside single or double quotes.
+func entrypoint(args []string) (string, error) {
+	parts := make([]string, len(args))
+	for i, a := range args {
+		field := fmt.Sprintf("process.args[%d]", i)
+		switch {
+		case a == "":
+			return "", fieldErr(field, "PVE's entrypoint cannot pass an empty argument")
+		case strings.ContainsAny(a, "\n\r\x00"):
+			return "", fieldErr(field, "PVE's entrypoint is one line")
+		case !strings.ContainsAny(a, " \t'\""):
+			parts[i] = a
+		case !strings.Contains(a, "'"):
+			parts[i] = "'" + a + "'"
+		case !strings.Contains(a, `"`):
+			parts[i] = `"` + a + `"`
+		default:
+			return "", fieldErr(field, "holds both quote characters, which PVE's entrypoint cannot pass")
+		}
+	}
+	return strings.Join(parts, " "), nil
+}
+
+// The mounts a PVE CT has anyway; containerd's default spec and the CRI list them.
+var ctMounts = map[string]bool{
+	"/proc": true, "/dev": true, "/dev/pts": true, "/dev/shm": true, "/dev/mqueue": true,
+	"/sys": true, "/sys/fs/cgroup": true, "/run": true,
+}
+
+func checkMounts(ms []specs.Mount) error {
+	for i, m := range ms {
+		if ctMounts[m.Destination] && m.Type != "bind" && m.Type != "" {
+			continue
+		}
+		return fieldErr(fmt.Sprintf("mounts[%d]", i), "%s: PVE mounts host paths into a CT only for root@pam (mp[n] with a path), and no API token qualifies", m.Destination)
+	}
+	return nil
+}
+
+func translateLinux(l *specs.Linux, ct *CTSpec) error {
+	if len(l.UIDMappings)+len(l.GIDMappings) > 0 {
+		return fieldErr("linux.uidMappings", "PVE maps an unprivileged CT's ids itself")
+	}
+	for i, ns := range l.Namespaces {
+		if ns.Path != "" {
+			return fieldErr(fmt.Sprintf("linux.namespaces[%d].path", i), "a PVE CT cannot join another's %s namespace", ns.Type)
+		}
+	}
+	if len(l.Sysctl) > 0 {
+		return fieldErr("linux.sysctl", "PVE sets no sysctls for a CT (lxc.sysctl is root@pam only)")
+	}
+	for i, d := range l.Devices {
+		return fieldErr(fmt.Sprintf("linux.devices[%d]", i), "%s: PVE passes devices only for root@pam (dev[n]), and no API token qualifies", d.Path)
+	}
+	if l.CgroupsPath != "" && strings.ContainsAny(l.CgroupsPath, "\n\x00") {
+		return fieldErr("linux.cgroupsPath", "invalid")
+	}
+	if l.IntelRdt != nil {
+		return fieldErr("linux.intelRdt", "PVE has no RDT setting")
+	}
+	if l.Personality != nil {
+		return fieldErr("linux.personality", "PVE sets the CT's arch, not a personality")
+	}
+	if l.MountLabel != "" {
+		return fieldErr("linux.mountLabel", "PVE confines CTs with AppArmor")
+	}
+	if l.RootfsPropagation != "" {
+		return fieldErr("linux.rootfsPropagation", "PVE sets a CT's mount propagation itself")
+	}
+	if l.Resources != nil {
+		return translateResources(l.Resources, ct)
+	}
+	return nil
+}
+
+func translateResources(r *specs.LinuxResources, ct *CTSpec) error {
+	for i, d := range r.Devices {
+		// containerd's default: deny everything, which a CT's device list does anyway.
+		if !d.Allow {
+			continue
+		}
+		return fieldErr(fmt.Sprintf("linux.resources.devices[%d]", i), "PVE allows devices only for root@pam (dev[n]), and no API token qualifies")
+	}
+	if m := r.Memory; m != nil {
+		var limit int64
+		if m.Limit != nil && *m.Limit > 0 {
+			limit = *m.Limit
+			if limit%mib != 0 || limit < 16*mib {
+				return fieldErr("linux.resources.memory.limit", "%d: PVE sets memory in whole MiB, at least 16", limit)
+			}
+			ct.Options["memory"] = limit / mib
+		}
+		if m.Swap != nil && *m.Swap != 0 {
+			switch {
+			case *m.Swap < 0:
+				return fieldErr("linux.resources.memory.swap", "PVE has no unlimited swap")
+			case limit == 0:
+				return fieldErr("linux.resources.memory.swap", "set without memory.limit")
+			case *m.Swap < limit || (*m.Swap-limit)%mib != 0:
+				return fieldErr("linux.resources.memory.swap", "%d: memory+swap must be at least memory.limit and differ from it by whole MiB", *m.Swap)
+			}
+			ct.Options["swap"] = (*m.Swap - limit) / mib
+		} else if limit > 0 {
+			// runc's default is swap up to the limit again; PVE's 512 MiB would differ
+			// with every limit, so say what happens: no swap beyond the limit.
+			ct.Options["swap"] = int64(0)
+		}
+		switch {
+		case m.Reservation != nil && *m.Reservation > 0:
+			return fieldErr("linux.resources.memory.reservation", "PVE has no memory reservation")
+		case m.Kernel != nil || m.KernelTCP != nil:
+			return fieldErr("linux.resources.memory.kernel", "PVE has no kernel memory limit")
+		case m.Swappiness != nil:
+			return fieldErr("linux.resources.memory.swappiness", "PVE has no swappiness setting")
+		case m.DisableOOMKiller != nil && *m.DisableOOMKiller:
+			return fieldErr("linux.resources.memory.disableOOMKiller", "PVE always keeps the OOM killer")
+		}
+	}
+	if c := r.CPU; c != nil {
+		if c.Shares != nil && *c.Shares > 0 {
+			if *c.Shares > 262144 {
+				return fieldErr("linux.resources.cpu.shares", "%d: PVE's cpuunits go up to 262144", *c.Shares)
+			}
+			ct.Options["cpuunits"] = int(*c.Shares)
+		}
+		if c.Quota != nil && *c.Quota > 0 {
+			period := uint64(100000)
+			if c.Period != nil && *c.Period > 0 {
+				period = *c.Period
+			}
+			limit := float64(*c.Quota) / float64(period)
+			rounded := math.Round(limit*100) / 100
+			if rounded != limit || limit > 8192 {
+				return fieldErr("linux.resources.cpu.quota", "%d/%d: PVE's cpulimit takes CPUs with two decimals, up to 8192", *c.Quota, period)
+			}
+			ct.Options["cpulimit"] = strconv.FormatFloat(limit, 'f', -1, 64)
+			ct.Options["cores"] = int(math.Ceil(limit))
+		}
+		switch {
+		case c.Cpus != "":
+			return fieldErr("linux.resources.cpu.cpus", "PVE chooses a CT's CPUs itself (it takes a number of cores)")
+		case c.Mems != "":
+			return fieldErr("linux.resources.cpu.mems", "PVE has no memory node setting")
+		case c.RealtimeRuntime != nil || c.RealtimePeriod != nil:
+			return fieldErr("linux.resources.cpu.realtimeRuntime", "PVE has no realtime scheduling setting")
+		case c.Burst != nil:
+			return fieldErr("linux.resources.cpu.burst", "PVE has no CPU burst setting")
+		case c.Idle != nil && *c.Idle != 0:
+			return fieldErr("linux.resources.cpu.idle", "PVE has no idle scheduling setting")
+		}
+	}
+	switch {
+	case r.Pids != nil && r.Pids.Limit != nil && *r.Pids.Limit > 0:
+		return fieldErr("linux.resources.pids.limit", "PVE has no pids limit (lxc.cgroup2.pids.max is root@pam only)")
+	case r.BlockIO != nil:
+		return fieldErr("linux.resources.blockIO", "PVE sets I/O limits per mount point, not per CT")
+	case len(r.HugepageLimits) > 0:
+		return fieldErr("linux.resources.hugepageLimits", "PVE has no hugepage limit for a CT")
+	case r.Network != nil:
+		return fieldErr("linux.resources.network", "PVE sets rates per network device, not per CT")
+	case len(r.Rdma) > 0:
+		return fieldErr("linux.resources.rdma", "PVE has no RDMA limit")
+	case len(r.Unified) > 0:
+		return fieldErr("linux.resources.unified", "PVE's raw cgroup keys are root@pam only")
+	}
+	return nil
+}

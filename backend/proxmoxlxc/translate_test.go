@@ -1,0 +1,144 @@
+package proxmoxlxc
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// defaultSpec is what `ctr run` sends for an image without config: containerd's default.
+func defaultSpec(t *testing.T, opts ...oci.SpecOpts) *specs.Spec {
+	t.Helper()
+	ctx := namespaces.WithNamespace(context.Background(), "test")
+	s, err := oci.GenerateSpec(ctx, nil, &containers.Container{ID: "c1"}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func i64(v int64) *int64   { return &v }
+func u64(v uint64) *uint64 { return &v }
+func boolp(v bool) *bool   { return &v }
+
+func TestTranslateMapsTheSpec(t *testing.T) {
+	s := defaultSpec(t,
+		oci.WithProcessArgs("/bin/sh", "-c", "echo 'hi there'"),
+		oci.WithEnv([]string{"A=1", "B=two words"}),
+		oci.WithProcessCwd("/srv"),
+		oci.WithUIDGID(1000, 1000),
+		oci.WithHostname("web-1"),
+		oci.WithMemoryLimit(256<<20),
+		oci.WithCPUShares(512),
+		oci.WithCPUCFS(150000, 100000),
+	)
+	ct, err := Translate(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"hostname":   "web-1",
+		"entrypoint": `/bin/sh -c "echo 'hi there'"`,
+		"memory":     int64(256),
+		"swap":       int64(0),
+		"cpuunits":   512,
+		"cpulimit":   "1.5",
+		"cores":      2,
+	}
+	if !reflect.DeepEqual(ct.Options, want) {
+		t.Errorf("options\n got %#v\nwant %#v", ct.Options, want)
+	}
+	if ct.Cwd != "/srv" || ct.User != "1000:1000" {
+		t.Errorf("cwd %q user %q", ct.Cwd, ct.User)
+	}
+	if !reflect.DeepEqual(ct.Env[len(ct.Env)-2:], []string{"A=1", "B=two words"}) {
+		t.Errorf("env %q", ct.Env)
+	}
+}
+
+func TestTranslateRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		field string
+		edit  func(*specs.Spec)
+	}{
+		{"hostname", func(s *specs.Spec) { s.Hostname = "bad_host" }},
+		{"process.args", func(s *specs.Spec) { s.Process.Args = nil }},
+		{"process.args[1]", func(s *specs.Spec) { s.Process.Args = []string{"sh", ""} }},
+		{"process.args[1]", func(s *specs.Spec) { s.Process.Args = []string{"sh", "a\nb"} }},
+		{"process.args[1]", func(s *specs.Spec) { s.Process.Args = []string{"sh", `it's "x"`} }},
+		{"process.env[0]", func(s *specs.Spec) { s.Process.Env = []string{"NOEQUALS"} }},
+		{"process.env[0]", func(s *specs.Spec) { s.Process.Env = []string{"A=\x00"} }},
+		{"process.cwd", func(s *specs.Spec) { s.Process.Cwd = "relative" }},
+		{"process.user.additionalGids[0]", func(s *specs.Spec) { s.Process.User = specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{27}} }},
+		{"process.user.umask", func(s *specs.Spec) { m := uint32(0o22); s.Process.User.Umask = &m }},
+		{"process.rlimits[0]", func(s *specs.Spec) { s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NPROC", Hard: 5, Soft: 5}} }},
+		{"process.oomScoreAdj", func(s *specs.Spec) { v := 100; s.Process.OOMScoreAdj = &v }},
+		{"process.apparmorProfile", func(s *specs.Spec) { s.Process.ApparmorProfile = "x" }},
+		{"mounts[7]", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: "/srv", Options: []string{"rbind"}})
+		}},
+		{"hooks", func(s *specs.Spec) { s.Hooks = &specs.Hooks{Poststop: []specs.Hook{{Path: "/bin/true"}}} }},
+		{"linux.uidMappings", func(s *specs.Spec) { s.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 1, Size: 1}} }},
+		{"linux.namespaces[0].path", func(s *specs.Spec) { s.Linux.Namespaces[0].Path = "/proc/1/ns/pid" }},
+		{"linux.sysctl", func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"} }},
+		{"linux.devices[0]", func(s *specs.Spec) {
+			s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229}}
+		}},
+		{"linux.resources.devices[1]", func(s *specs.Spec) {
+			s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: "c", Access: "rwm"})
+		}},
+		{"linux.resources.memory.limit", func(s *specs.Spec) { s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: i64(100*mib + 1)} }},
+		{"linux.resources.memory.swap", func(s *specs.Spec) {
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: i64(64 * mib), Swap: i64(-1)}
+		}},
+		{"linux.resources.memory.swap", func(s *specs.Spec) {
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: i64(64 * mib), Swap: i64(32 * mib)}
+		}},
+		{"linux.resources.memory.reservation", func(s *specs.Spec) { s.Linux.Resources.Memory = &specs.LinuxMemory{Reservation: i64(64 * mib)} }},
+		{"linux.resources.memory.swappiness", func(s *specs.Spec) { s.Linux.Resources.Memory = &specs.LinuxMemory{Swappiness: u64(10)} }},
+		{"linux.resources.memory.disableOOMKiller", func(s *specs.Spec) { s.Linux.Resources.Memory = &specs.LinuxMemory{DisableOOMKiller: boolp(true)} }},
+		{"linux.resources.cpu.cpus", func(s *specs.Spec) { s.Linux.Resources.CPU = &specs.LinuxCPU{Cpus: "0-1"} }},
+		{"linux.resources.cpu.quota", func(s *specs.Spec) { s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: i64(12345), Period: u64(100000)} }},
+		{"linux.resources.cpu.shares", func(s *specs.Spec) { s.Linux.Resources.CPU = &specs.LinuxCPU{Shares: u64(300000)} }},
+		{"linux.resources.pids.limit", func(s *specs.Spec) { s.Linux.Resources.Pids = &specs.LinuxPids{Limit: i64(100)} }},
+		{"linux.resources.blockIO", func(s *specs.Spec) { s.Linux.Resources.BlockIO = &specs.LinuxBlockIO{} }},
+		{"linux.resources.hugepageLimits", func(s *specs.Spec) {
+			s.Linux.Resources.HugepageLimits = []specs.LinuxHugepageLimit{{Pagesize: "2MB", Limit: 1}}
+		}},
+		{"linux.resources.unified", func(s *specs.Spec) { s.Linux.Resources.Unified = map[string]string{"memory.high": "1"} }},
+	} {
+		t.Run(tc.field, func(t *testing.T) {
+			s := defaultSpec(t, oci.WithProcessArgs("/bin/true"))
+			tc.edit(s)
+			_, err := Translate(s)
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field != tc.field || !errdefs.IsInvalidArgument(err) {
+				t.Fatalf("error %v, want InvalidArgument naming %s", err, tc.field)
+			}
+		})
+	}
+}
+
+func TestEntrypointQuoting(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"echo", "hello"}, "echo hello"},
+		{[]string{"echo", "a b"}, "echo 'a b'"},
+		{[]string{"echo", "it's"}, `echo "it's"`},
+		{[]string{"sh", "-c", `echo "$X"`}, `sh -c 'echo "$X"'`},
+	} {
+		got, err := entrypoint(tc.args)
+		if err != nil || got != tc.want {
+			t.Errorf("entrypoint(%q) = %q, %v; want %q", tc.args, got, err, tc.want)
+		}
+	}
+}
