@@ -3,7 +3,8 @@
 #   make setup    install host packages and build containerd/ctr/crictl/nerdctl (cached)
 #   make build    build bin/containerd-shim-lxcri-v2 and, when present, bin/lxcri-start
 #   make test     setup + build + go vet + unit tests + integration tests (root)
-#   make demo     run contrib/scripts/demo.sh against a private containerd
+#   make demo     setup + build, then contrib/scripts/demo.sh: run, exec, logs, stats,
+#                 checkpoint/restore on a throw-away ZFS pool, against a private containerd
 #   make bench    benchmarks against containerd's runc shim (integration/bench)
 #   make install  install the shim and helper to $(PREFIX)/bin
 #   make clean    remove bin/
@@ -78,8 +79,12 @@ install: build
 		install -m 0644 contrib/config.toml $(DESTDIR)/etc/lxcri/config.toml; \
 	fi
 
-demo: build
-	contrib/scripts/demo.sh
+# The demo does the host set-up (cached, like `make test`) and the build itself, so it is a
+# fresh machine's first command.
+demo:
+	$(MAKE) setup
+	$(MAKE) build
+	LXCRI_SHIM_DIR=$(BINDIR) contrib/scripts/demo.sh
 
 # Benchmarks (integration/bench/cmd/lxcri-bench): the runc shim against every lxcri backend
 # the shim has built in, on a private containerd; prints the table and writes $(BENCHOUT).

@@ -337,7 +337,9 @@ func (c *container) Update(ctx context.Context, res *specs.LinuxResources) error
 }
 
 func (c *container) Checkpoint(ctx context.Context, req *runtime.CheckpointRequest) error {
-	return fmt.Errorf("checkpoint on the lxc backend needs the ZFS snapshot store, which is not built yet: %w", errdefs.ErrNotImplemented)
+	// The shim checkpoints a container whose root filesystem is on ZFS itself; it reaches
+	// the backend only for a container made without [zfs] dataset.
+	return fmt.Errorf("checkpoint on the lxc backend needs the container's root filesystem on ZFS: set [zfs] dataset in lxcri's configuration and create the container again: %w", errdefs.ErrNotImplemented)
 }
 
 // Delete removes the container's configuration and the cgroups liblxc leaves. It never
