@@ -43,6 +43,9 @@ type Config struct {
 	Crun               CrunConfig `toml:"crun"`
 	LXC                LXCConfig  `toml:"lxc"`
 	ZFS                ZFSConfig  `toml:"zfs"`
+	// Routes choose the backend by container id, image or annotation ([[route]], see
+	// route.go), where no allowed annotation and no runtime option chose it.
+	Routes []Route `toml:"route"`
 }
 
 // ZFSConfig puts the root filesystems of local containers (lxc, crun) on ZFS datasets,
@@ -133,13 +136,17 @@ func (c *Config) Merge(source string, body []byte) error {
 		}
 		return fmt.Errorf("invalid configuration in %s: %v: %w", source, err, errdefs.ErrInvalidArgument)
 	}
-	return c.validateAllowedAnnotations(source)
+	if err := c.validateAllowedAnnotations(source); err != nil {
+		return err
+	}
+	return c.validateRoutes(source, body)
 }
 
 // Clone returns an independent copy.
 func (c *Config) Clone() *Config {
 	cc := *c
 	cc.AllowedAnnotations = append([]string(nil), c.AllowedAnnotations...)
+	cc.Routes = append([]Route(nil), c.Routes...)
 	return &cc
 }
 
