@@ -1,12 +1,13 @@
 # lxcri: containerd runtime v2 shim with pluggable backends.
 #
 #   make setup    install host packages and build containerd/ctr/crictl/nerdctl (cached)
-#   make build    build bin/containerd-shim-lxcri-v2 and, when present, bin/lxcri-start
+#   make build    build bin/containerd-shim-lxcri-v2, bin/lxcri (the operator's tool) and bin/lxcri-start
 #   make test     setup + build + go vet + unit tests + integration tests (root)
 #   make demo     setup + build, then contrib/scripts/demo.sh: run, exec, logs, stats,
 #                 checkpoint/restore on a throw-away ZFS pool, against a private containerd
 #   make bench    benchmarks against containerd's runc shim (integration/bench)
-#   make install  install the shim and helper to $(PREFIX)/bin
+#   make install  install the shim, the helper and lxcri to $(PREFIX)/bin, and an example
+#                 /etc/lxcri/config.toml when there is none
 #   make clean    remove bin/
 
 export PATH := /usr/local/go/bin:$(PATH)
@@ -19,6 +20,9 @@ PREFIX    ?= /usr/local
 DESTDIR   ?=
 BINDIR    := $(CURDIR)/bin
 SHIM      := containerd-shim-lxcri-v2
+TOOL      := lxcri
+# lxcri version shows this; e.g. make VERSION=v0.3.0
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null)
 HELPER    := lxcri-start
 HELPER_SRC := backend/lxc/helper/lxcri-start.c
 GOFLAGS_BUILD ?= -trimpath
@@ -26,18 +30,22 @@ TEST_TIMEOUT  ?= 60m
 # extra flags for `go test` of the integration tests, e.g. TESTFLAGS='-run TestLifecycle -v'
 TESTFLAGS ?=
 
-.PHONY: all setup build shim helper vet unit integration test install demo bench clean
+.PHONY: all setup build shim tool helper vet unit integration test install demo bench clean
 
 all: build
 
 setup:
 	contrib/scripts/setup-host.sh
 
-build: shim helper
+build: shim tool helper
 
 shim:
 	@mkdir -p $(BINDIR)
 	$(GO) build $(GOFLAGS_BUILD) -o $(BINDIR)/$(SHIM) ./cmd/$(SHIM)
+
+tool:
+	@mkdir -p $(BINDIR)
+	$(GO) build $(GOFLAGS_BUILD) -ldflags "-X main.version=$(VERSION)" -o $(BINDIR)/$(TOOL) ./cmd/$(TOOL)
 
 # The lxc backend's start helper (C against liblxc). backend/lxc may bring its own
 # Makefile with a `helper` target; otherwise the single source file is compiled here.
@@ -69,6 +77,7 @@ test: setup build vet unit integration
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BINDIR)/$(SHIM) $(DESTDIR)$(PREFIX)/bin/$(SHIM)
+	install -m 0755 $(BINDIR)/$(TOOL) $(DESTDIR)$(PREFIX)/bin/$(TOOL)
 	@if [ -f $(BINDIR)/$(HELPER) ]; then \
 		echo "install -m 0755 $(BINDIR)/$(HELPER) $(DESTDIR)$(PREFIX)/bin/$(HELPER)"; \
 		install -m 0755 $(BINDIR)/$(HELPER) $(DESTDIR)$(PREFIX)/bin/$(HELPER); \
