@@ -1,12 +1,14 @@
 # lxcri: containerd runtime v2 shim with pluggable backends.
 #
 #   make setup    install host packages and build containerd/ctr/crictl/nerdctl (cached)
-#   make build    build bin/containerd-shim-lxcri-v2, bin/lxcri-pause and, when present, bin/lxcri-start
+#   make build    build bin/containerd-shim-lxcri-v2, bin/lxcri (the operator's tool), bin/lxcri-pause and bin/lxcri-start
 #   make test     setup + build + go vet + unit tests + integration tests (root)
-#   make demo     run contrib/scripts/demo.sh against a private containerd
+#   make demo     setup + build, then contrib/scripts/demo.sh: run, exec, logs, stats,
+#                 checkpoint/restore on a throw-away ZFS pool, against a private containerd
 #   make bench    benchmarks against containerd's runc shim (integration/bench)
 #   make conformance  containerd's client suite and critest on runc vs lxcri (docs/CONFORMANCE.md)
-#   make install  install the shim and helper to $(PREFIX)/bin
+#   make install  install the shim, the helper and lxcri to $(PREFIX)/bin, and an example
+#                 /etc/lxcri/config.toml when there is none
 #   make clean    remove bin/
 
 export PATH := /usr/local/go/bin:$(PATH)
@@ -19,6 +21,9 @@ PREFIX    ?= /usr/local
 DESTDIR   ?=
 BINDIR    := $(CURDIR)/bin
 SHIM      := containerd-shim-lxcri-v2
+TOOL      := lxcri
+# lxcri version shows this; e.g. make VERSION=v0.3.0
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null)
 HELPER    := lxcri-start
 HELPER_SRC := backend/lxc/helper/lxcri-start.c
 PAUSE     := lxcri-pause
@@ -27,7 +32,7 @@ TEST_TIMEOUT  ?= 60m
 # extra flags for `go test` of the integration tests, e.g. TESTFLAGS='-run TestLifecycle -v'
 TESTFLAGS ?=
 
-.PHONY: all setup build shim helper pause vet unit integration test install demo bench clean \
+.PHONY: all setup build shim helper pause tool vet unit integration test install demo bench clean \
 	conformance conformance-setup conformance-run conformance-report
 
 all: build
@@ -35,7 +40,7 @@ all: build
 setup:
 	contrib/scripts/setup-host.sh
 
-build: shim helper pause
+build: shim tool helper pause
 
 shim:
 	@mkdir -p $(BINDIR)
@@ -45,6 +50,10 @@ shim:
 pause:
 	@mkdir -p $(BINDIR)
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -ldflags '-s -w' -o $(BINDIR)/$(PAUSE) ./cmd/$(PAUSE)
+
+tool:
+	@mkdir -p $(BINDIR)
+	$(GO) build $(GOFLAGS_BUILD) -ldflags "-X main.version=$(VERSION)" -o $(BINDIR)/$(TOOL) ./cmd/$(TOOL)
 
 # The lxc backend's start helper (C against liblxc). backend/lxc may bring its own
 # Makefile with a `helper` target; otherwise the single source file is compiled here.
@@ -77,6 +86,7 @@ install: build
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BINDIR)/$(SHIM) $(DESTDIR)$(PREFIX)/bin/$(SHIM)
 	install -m 0755 $(BINDIR)/$(PAUSE) $(DESTDIR)$(PREFIX)/bin/$(PAUSE)
+	install -m 0755 $(BINDIR)/$(TOOL) $(DESTDIR)$(PREFIX)/bin/$(TOOL)
 	@if [ -f $(BINDIR)/$(HELPER) ]; then \
 		echo "install -m 0755 $(BINDIR)/$(HELPER) $(DESTDIR)$(PREFIX)/bin/$(HELPER)"; \
 		install -m 0755 $(BINDIR)/$(HELPER) $(DESTDIR)$(PREFIX)/bin/$(HELPER); \
@@ -87,8 +97,12 @@ install: build
 		install -m 0644 contrib/config.toml $(DESTDIR)/etc/lxcri/config.toml; \
 	fi
 
-demo: build
-	contrib/scripts/demo.sh
+# The demo does the host set-up (cached, like `make test`) and the build itself, so it is a
+# fresh machine's first command.
+demo:
+	$(MAKE) setup
+	$(MAKE) build
+	LXCRI_SHIM_DIR=$(BINDIR) contrib/scripts/demo.sh
 
 # Benchmarks (integration/bench/cmd/lxcri-bench): the runc shim against every lxcri backend
 # the shim has built in, on a private containerd; prints the table and writes $(BENCHOUT).

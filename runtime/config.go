@@ -45,6 +45,9 @@ type Config struct {
 	ZFS                ZFSConfig  `toml:"zfs"`
 	// Proxmox is how the proxmox-lxc and proxmox-vm backends reach the node's PVE API.
 	Proxmox ProxmoxConfig `toml:"proxmox"`
+	// Routes choose the backend by container id, image or annotation ([[route]], see
+	// route.go), where no allowed annotation and no runtime option chose it.
+	Routes []Route `toml:"route"`
 }
 
 // ZFSConfig puts the root filesystems of local containers (lxc, crun) on ZFS datasets,
@@ -135,13 +138,17 @@ func (c *Config) Merge(source string, body []byte) error {
 		}
 		return fmt.Errorf("invalid configuration in %s: %v: %w", source, err, errdefs.ErrInvalidArgument)
 	}
-	return c.validateAllowedAnnotations(source)
+	if err := c.validateAllowedAnnotations(source); err != nil {
+		return err
+	}
+	return c.validateRoutes(source, body)
 }
 
 // Clone returns an independent copy.
 func (c *Config) Clone() *Config {
 	cc := *c
 	cc.AllowedAnnotations = append([]string(nil), c.AllowedAnnotations...)
+	cc.Routes = append([]Route(nil), c.Routes...)
 	return &cc
 }
 

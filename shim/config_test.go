@@ -58,7 +58,7 @@ func TestEffectiveConfigAnnotations(t *testing.T) {
 			if tc.value != "" {
 				spec.Annotations = map[string]string{"io.lxcri.backend": tc.value}
 			}
-			cfg, err := effectiveConfig(opts, spec)
+			cfg, err := effectiveConfig("c1", opts, spec)
 			if tc.errIs != nil {
 				if err == nil || !tc.errIs(err) || !strings.Contains(err.Error(), tc.errMsg) {
 					t.Fatalf("got %v, want an error saying %q", err, tc.errMsg)
@@ -70,6 +70,54 @@ func TestEffectiveConfigAnnotations(t *testing.T) {
 			}
 			if cfg.Backend != tc.backend {
 				t.Errorf("backend %q, want %q", cfg.Backend, tc.backend)
+			}
+		})
+	}
+}
+
+// TestEffectiveConfigPrecedence: the backend is, first that says: the annotation (where
+// allowed), the runtime options, the first matching route, the host file's backend, the
+// built-in default.
+func TestEffectiveConfigPrecedence(t *testing.T) {
+	routes := "[[route]]\nid = \"^r-\"\nbackend = \"crun\"\n[route.crun]\nbinary = \"runc\"\n"
+	for _, tc := range []struct {
+		name, host, options, annotation, id string
+		backend, binary                     string
+	}{
+		{name: "built-in default", id: "c", backend: "lxc"},
+		{name: "host backend", host: "backend = \"crun\"\n", id: "c", backend: "crun"},
+		{name: "route over host backend", host: "backend = \"proxmox-lxc\"\n" + routes, id: "r-1", backend: "crun", binary: "runc"},
+		{name: "no matching route: host backend", host: "backend = \"proxmox-lxc\"\n" + routes, id: "c", backend: "proxmox-lxc"},
+		{name: "runtime options over route", host: routes, options: "backend = \"lxc\"\n", id: "r-1", backend: "lxc"},
+		{name: "runtime options without backend: route", host: routes, options: "[lxc]\nlog_level = \"DEBUG\"\n", id: "r-1", backend: "crun", binary: "runc"},
+		{name: "routes in the runtime options", options: routes, id: "r-1", backend: "crun", binary: "runc"},
+		{name: "allowed annotation over everything", host: "allowed_annotations = [\"io.lxcri.backend\"]\n" + routes, options: "backend = \"crun\"\n",
+			annotation: "lxc", id: "r-1", backend: "lxc"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfgPath := filepath.Join(t.TempDir(), "config.toml")
+			if err := os.WriteFile(cfgPath, []byte(tc.host), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("LXCRI_CONFIG", cfgPath)
+			var opts typeurl.Any
+			if tc.options != "" {
+				a, err := typeurl.MarshalAny(&runtimeoptions.Options{ConfigBody: []byte(tc.options)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				opts = a
+			}
+			spec := &specs.Spec{}
+			if tc.annotation != "" {
+				spec.Annotations = map[string]string{"io.lxcri.backend": tc.annotation}
+			}
+			cfg, err := effectiveConfig(tc.id, opts, spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Backend != tc.backend || cfg.Crun.Binary != tc.binary {
+				t.Errorf("backend %q binary %q, want %q %q", cfg.Backend, cfg.Crun.Binary, tc.backend, tc.binary)
 			}
 		})
 	}

@@ -134,7 +134,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if spec.Process == nil || len(spec.Process.Args) == 0 {
 		return nil, fmt.Errorf("spec of task %q has no process args (process.args is empty): %w", r.ID, errdefs.ErrInvalidArgument)
 	}
-	cfg, err := effectiveConfig(r.Options, spec)
+	cfg, err := effectiveConfig(r.ID, r.Options, spec)
 	if err != nil {
 		return nil, err
 	}
