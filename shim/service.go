@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -108,8 +109,26 @@ func (s *service) getProcess(id, execID string) (*containerTask, *proc, error) {
 	return t, p, err
 }
 
+// rpcDone converts an RPC's error to its gRPC code, once, on the way out, and turns a
+// panic into an Internal error with its stack in the log: one broken request must not end
+// the shim and with it the other tasks a grouped shim serves.
+func rpcDone(ctx context.Context, rpc string, recovered any, err error) error {
+	if recovered != nil {
+		log.G(ctx).WithField("rpc", rpc).Errorf("panic: %v\n%s", recovered, debug.Stack())
+		err = fmt.Errorf("%s: internal error: %v: %w", rpc, recovered, errdefs.ErrInternal)
+	}
+	return errgrpc.ToGRPC(err)
+}
+
+// recoverWatcher logs the panic of an exit watcher instead of ending the shim.
+func (s *service) recoverWatcher(id, what string) {
+	if r := recover(); r != nil {
+		log.G(s.ctx).WithField("id", id).Errorf("panic in the %s watcher: %v\n%s", what, r, debug.Stack())
+	}
+}
+
 func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *taskAPI.CreateTaskResponse, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "Create", recover(), retErr) }()
 	s.lifecycle.Lock()
 	defer s.lifecycle.Unlock()
 	if err := validName("task id", r.ID); err != nil {
@@ -150,9 +169,11 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if err := os.MkdirAll(stateDir, 0o711); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
+	// undo runs unless Create completes, also when it panics.
 	var undo []func()
+	complete := false
 	defer func() {
-		if retErr != nil {
+		if !complete {
 			for i := len(undo) - 1; i >= 0; i-- {
 				undo[i]()
 			}
@@ -228,6 +249,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	s.mu.Lock()
 	s.tasks[r.ID] = t
 	s.mu.Unlock()
+	complete = true
 
 	s.events.send(&eventstypes.TaskCreate{
 		ContainerID: r.ID,
@@ -237,14 +259,14 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		Checkpoint:  r.Checkpoint,
 		Pid:         uint32(t.init.Pid()),
 	})
-	oom := c.OOM()
-	go s.watchInit(t, oom)
+	go s.watchInit(t, c.OOM())
 	return &taskAPI.CreateTaskResponse{Pid: uint32(t.init.Pid())}, nil
 }
 
 // watchInit publishes OOM events while the container lives, then its init's exit once
-// every exec's exit is out, OOM events first.
+// every exec's exit is out, OOM events first, and never before its TaskStart.
 func (s *service) watchInit(t *containerTask, oom <-chan struct{}) {
+	defer s.recoverWatcher(t.id, "init exit")
 	var published uint64
 	publishOOM := func() {
 		published++
@@ -262,8 +284,9 @@ func (s *service) watchInit(t *containerTask, oom <-chan struct{}) {
 			done = true
 		}
 	}
-	// A created task that never started ran nothing else.
-	if t.killAllOnExit && t.init.wasStarted() {
+	// A Start still under way publishes TaskStart first; a created task that never
+	// started ran nothing else.
+	if started := t.init.awaitStart(); t.killAllOnExit && started {
 		s.killRemaining(t)
 	}
 	// The kernel signals an OOM kill before the victim is reaped; drain what is pending.
@@ -314,6 +337,7 @@ func (s *service) watchInit(t *containerTask, oom <-chan struct{}) {
 		ExitStatus:  uint32(e.Status),
 		ExitedAt:    protobuf.ToTimestamp(e.ExitedAt),
 	})
+	t.init.setStopped(e)
 }
 
 // killRemaining kills what the init left in the container's cgroup. Without a pid
@@ -328,7 +352,10 @@ func (s *service) killRemaining(t *containerTask) {
 	}
 }
 
+// watchExec publishes an exec's exit; it starts once the exec's TaskExecStarted is out.
 func (s *service) watchExec(t *containerTask, p *proc) {
+	defer t.execEnded()
+	defer s.recoverWatcher(t.id, "exec "+p.execID+" exit")
 	<-p.Done()
 	e := p.Exit()
 	s.events.send(&eventstypes.TaskExit{
@@ -338,77 +365,100 @@ func (s *service) watchExec(t *containerTask, p *proc) {
 		ExitStatus:  uint32(e.Status),
 		ExitedAt:    protobuf.ToTimestamp(e.ExitedAt),
 	})
-	t.execEnded()
+	p.setStopped(e)
 }
 
 func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (_ *taskAPI.StartResponse, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "Start", recover(), retErr) }()
 	t, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
 	}
-	if p.exited() {
-		return nil, fmt.Errorf("process %q of task %q has exited: %w", p.name(), r.ID, errdefs.ErrFailedPrecondition)
-	}
-	if err := p.markStarted(); err != nil {
-		return nil, err
-	}
 	if r.ExecID == "" {
+		t.ops.Lock()
+		defer t.ops.Unlock()
+		if err := p.beginStart(); err != nil {
+			return nil, err
+		}
+		started := false
+		defer func() { p.endStart(started) }()
 		if err := t.container.Start(ctx); err != nil {
 			// Still a created task: Delete must be able to force-remove it.
-			p.unmarkStarted()
 			return nil, err
 		}
 		s.events.send(&eventstypes.TaskStart{ContainerID: r.ID, Pid: uint32(p.Pid())})
+		started = true
 		return &taskAPI.StartResponse{Pid: uint32(p.Pid())}, nil
 	}
-	if !t.init.wasStarted() || t.init.exited() {
-		p.unmarkStarted()
-		return nil, fmt.Errorf("task %q is not running: %w", r.ID, errdefs.ErrFailedPrecondition)
+	if st := t.init.state(); st != stateRunning {
+		return nil, fmt.Errorf("start exec %q: task %q is %s, not running: %w", r.ExecID, r.ID, st, errdefs.ErrFailedPrecondition)
+	}
+	if err := p.beginStart(); err != nil {
+		return nil, err
 	}
 	if err := t.execStarting(); err != nil {
-		p.unmarkStarted()
+		p.endStart(false)
 		return nil, err
 	}
+	started := false
+	defer func() {
+		if !started {
+			// The exec never ran: drop its record and release its stdio now, or a
+			// later Delete would find it "still running" for ever.
+			t.execEnded()
+			p.endStart(false)
+			t.removeExec(r.ExecID)
+			p.move("start", stateDeleted, stateCreated)
+			p.Delete(context.WithoutCancel(ctx))
+		}
+	}()
 	if err := p.Start(ctx); err != nil {
-		t.execEnded()
-		// The exec never ran: drop its record and release its stdio now, or a later
-		// Delete would find it "still running" for ever.
-		t.removeExec(r.ExecID)
-		p.Delete(ctx)
 		return nil, err
 	}
-	go s.watchExec(t, p)
 	s.events.send(&eventstypes.TaskExecStarted{ContainerID: r.ID, ExecID: r.ExecID, Pid: uint32(p.Pid())})
+	started = true
+	p.endStart(true)
+	go s.watchExec(t, p)
 	return &taskAPI.StartResponse{Pid: uint32(p.Pid())}, nil
 }
 
 func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (_ *taskAPI.DeleteResponse, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "Delete", recover(), retErr) }()
 	t, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
 	}
 	if r.ExecID != "" {
-		if p.wasStarted() && !p.exited() {
-			return nil, fmt.Errorf("exec %q of task %q is still running: %w", r.ExecID, r.ID, errdefs.ErrFailedPrecondition)
+		if err := p.move("delete", stateDeleted, stateCreated, stateStopped); err != nil {
+			return nil, err
 		}
-		p.Delete(ctx)
 		t.removeExec(r.ExecID)
-		e := p.Exit()
+		p.Delete(ctx)
+		e := p.exitStatus()
 		return &taskAPI.DeleteResponse{Pid: uint32(e.Pid), ExitStatus: uint32(e.Status), ExitedAt: protobuf.ToTimestamp(e.ExitedAt)}, nil
 	}
 
 	s.lifecycle.Lock()
 	defer s.lifecycle.Unlock()
-	if p.wasStarted() && !p.exited() {
-		return nil, fmt.Errorf("task %q is still running: kill it first: %w", r.ID, errdefs.ErrFailedPrecondition)
+	t.ops.Lock()
+	defer t.ops.Unlock()
+	st := p.state()
+	if st != stateCreated && st != stateStopped {
+		if st == stateRunning || st == statePaused {
+			return nil, fmt.Errorf("task %q is still %s: kill it first: %w", r.ID, st, errdefs.ErrFailedPrecondition)
+		}
+		return nil, p.invalid("delete", st)
 	}
 	// A created but never started task may be deleted: the backend force-removes it.
-	if err := t.container.Delete(ctx, !p.wasStarted()); err != nil {
+	if err := t.container.Delete(ctx, st == stateCreated); err != nil {
 		return nil, err
 	}
-	<-p.Done()
+	// TaskDelete follows TaskExit.
+	select {
+	case <-p.stopped:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	for _, e := range t.execList() {
 		e.Delete(ctx)
 	}
@@ -423,11 +473,12 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (_ *task
 	}
 	os.RemoveAll(t.stateDir)
 	removeRecord(t.bundle)
+	p.move("delete", stateDeleted, stateStopped)
 	s.mu.Lock()
 	delete(s.tasks, r.ID)
 	s.mu.Unlock()
 
-	e := p.Exit()
+	e := p.exitStatus()
 	s.events.send(&eventstypes.TaskDelete{
 		ContainerID: r.ID,
 		Pid:         uint32(e.Pid),
@@ -438,7 +489,7 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (_ *task
 }
 
 func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (_ *ptypes.Empty, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "Exec", recover(), retErr) }()
 	t, err := s.get(r.ID)
 	if err != nil {
 		return nil, err
@@ -446,7 +497,7 @@ func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (_ *p
 	if err := validName("exec id", r.ExecID); err != nil {
 		return nil, err
 	}
-	if t.init.exited() {
+	if st := t.init.state(); st == stateStopped || st == stateDeleted {
 		return nil, fmt.Errorf("task %q has exited: %w", r.ID, errdefs.ErrFailedPrecondition)
 	}
 	var spec specs.Process
@@ -456,28 +507,35 @@ func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (_ *p
 	if len(spec.Args) == 0 {
 		return nil, fmt.Errorf("exec %q: process has no args: %w", r.ExecID, errdefs.ErrInvalidArgument)
 	}
-	p := &proc{execID: r.ExecID, stdio: runtime.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal}}
-	if err := t.addExec(p); err != nil {
+	if err := t.reserveExec(r.ExecID); err != nil {
 		return nil, err
 	}
-	pio, err := runtime.NewIO(ctx, r.ExecID, p.stdio)
+	// The exec is visible to other RPCs only once complete.
+	var p *proc
+	defer func() { t.addExec(r.ExecID, p) }()
+	stdio := runtime.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal}
+	pio, err := runtime.NewIO(ctx, r.ExecID, stdio)
 	if err != nil {
-		t.removeExec(r.ExecID)
 		return nil, err
 	}
+	made := false
+	defer func() {
+		if !made {
+			pio.Close()
+		}
+	}()
 	bp, err := t.container.Exec(ctx, &runtime.ExecRequest{ID: r.ExecID, Spec: &spec, IO: pio})
 	if err != nil {
-		pio.Close()
-		t.removeExec(r.ExecID)
 		return nil, err
 	}
-	p.Process = bp
+	made = true
+	p = newProc(r.ID, r.ExecID, bp, stdio)
 	s.events.send(&eventstypes.TaskExecAdded{ContainerID: r.ID, ExecID: r.ExecID})
 	return empty, nil
 }
 
 func (s *service) ResizePty(ctx context.Context, r *taskAPI.ResizePtyRequest) (_ *ptypes.Empty, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "ResizePty", recover(), retErr) }()
 	_, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
@@ -489,18 +547,18 @@ func (s *service) ResizePty(ctx context.Context, r *taskAPI.ResizePtyRequest) (_
 }
 
 func (s *service) State(ctx context.Context, r *taskAPI.StateRequest) (_ *taskAPI.StateResponse, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "State", recover(), retErr) }()
 	t, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
 	}
-	st := p.status(t.isPaused())
+	st := p.state()
 	resp := &taskAPI.StateResponse{
 		ID:       r.ID,
 		ExecID:   r.ExecID,
 		Bundle:   t.bundle,
 		Pid:      uint32(p.Pid()),
-		Status:   st,
+		Status:   st.status(),
 		Stdin:    p.stdio.Stdin,
 		Stdout:   p.stdio.Stdout,
 		Stderr:   p.stdio.Stderr,
@@ -509,8 +567,8 @@ func (s *service) State(ctx context.Context, r *taskAPI.StateRequest) (_ *taskAP
 	if r.ExecID != "" {
 		resp.ID = r.ExecID
 	}
-	if st == task.Status_STOPPED {
-		e := p.Exit()
+	if st == stateStopped || st == stateDeleted {
+		e := p.exitStatus()
 		resp.ExitStatus = uint32(e.Status)
 		resp.ExitedAt = protobuf.ToTimestamp(e.ExitedAt)
 	}
@@ -518,48 +576,56 @@ func (s *service) State(ctx context.Context, r *taskAPI.StateRequest) (_ *taskAP
 }
 
 func (s *service) Pause(ctx context.Context, r *taskAPI.PauseRequest) (_ *ptypes.Empty, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "Pause", recover(), retErr) }()
 	t, err := s.get(r.ID)
 	if err != nil {
 		return nil, err
 	}
-	if st := t.init.status(t.isPaused()); st != task.Status_RUNNING {
-		return nil, fmt.Errorf("task %q is %s, not running: %w", r.ID, statusName(st), errdefs.ErrFailedPrecondition)
+	t.ops.Lock()
+	defer t.ops.Unlock()
+	if err := t.init.require("pause", stateRunning); err != nil {
+		return nil, err
 	}
 	if err := t.container.Pause(ctx); err != nil {
 		return nil, err
 	}
-	t.setPaused(true)
-	s.events.send(&eventstypes.TaskPaused{ContainerID: r.ID})
+	// An init that exited meanwhile is stopped, not paused.
+	if t.init.move("pause", statePaused, stateRunning) == nil {
+		s.events.send(&eventstypes.TaskPaused{ContainerID: r.ID})
+	}
 	return empty, nil
 }
 
 func (s *service) Resume(ctx context.Context, r *taskAPI.ResumeRequest) (_ *ptypes.Empty, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "Resume", recover(), retErr) }()
 	t, err := s.get(r.ID)
 	if err != nil {
 		return nil, err
 	}
-	if st := t.init.status(t.isPaused()); st != task.Status_PAUSED {
-		return nil, fmt.Errorf("task %q is %s, not paused: %w", r.ID, statusName(st), errdefs.ErrFailedPrecondition)
+	t.ops.Lock()
+	defer t.ops.Unlock()
+	if err := t.init.require("resume", statePaused); err != nil {
+		return nil, err
 	}
 	if err := t.container.Resume(ctx); err != nil {
 		return nil, err
 	}
-	t.setPaused(false)
-	s.events.send(&eventstypes.TaskResumed{ContainerID: r.ID})
+	if t.init.move("resume", stateRunning, statePaused) == nil {
+		s.events.send(&eventstypes.TaskResumed{ContainerID: r.ID})
+	}
 	return empty, nil
 }
 
 func (s *service) Kill(ctx context.Context, r *taskAPI.KillRequest) (_ *ptypes.Empty, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "Kill", recover(), retErr) }()
 	t, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
 	}
 	sig := syscall.Signal(r.Signal)
+	st := p.state()
 	if r.All && r.ExecID == "" {
-		if p.exited() && len(t.execList()) == 0 {
+		if (st == stateStopped || st == stateDeleted) && len(t.execList()) == 0 {
 			return nil, fmt.Errorf("task %q has already exited: %w", r.ID, errdefs.ErrNotFound)
 		}
 		if err := t.container.KillAll(ctx, sig); err != nil {
@@ -567,8 +633,13 @@ func (s *service) Kill(ctx context.Context, r *taskAPI.KillRequest) (_ *ptypes.E
 		}
 		return empty, nil
 	}
-	if p.exited() {
+	switch {
+	case st == stateStopped || st == stateDeleted:
 		return nil, fmt.Errorf("process %q of task %q has already exited: %w", p.name(), r.ID, errdefs.ErrNotFound)
+	case st == stateCreated && r.ExecID != "":
+		// An exec that never started has no process to signal; a created init does
+		// (held before it runs its program).
+		return nil, p.invalid("kill", st)
 	}
 	if err := p.Kill(ctx, sig); err != nil {
 		return nil, err
@@ -577,7 +648,7 @@ func (s *service) Kill(ctx context.Context, r *taskAPI.KillRequest) (_ *ptypes.E
 }
 
 func (s *service) Pids(ctx context.Context, r *taskAPI.PidsRequest) (_ *taskAPI.PidsResponse, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "Pids", recover(), retErr) }()
 	t, err := s.get(r.ID)
 	if err != nil {
 		return nil, err
@@ -606,7 +677,7 @@ func (s *service) Pids(ctx context.Context, r *taskAPI.PidsRequest) (_ *taskAPI.
 }
 
 func (s *service) CloseIO(ctx context.Context, r *taskAPI.CloseIORequest) (_ *ptypes.Empty, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "CloseIO", recover(), retErr) }()
 	_, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
@@ -620,13 +691,15 @@ func (s *service) CloseIO(ctx context.Context, r *taskAPI.CloseIORequest) (_ *pt
 }
 
 func (s *service) Checkpoint(ctx context.Context, r *taskAPI.CheckpointTaskRequest) (_ *ptypes.Empty, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "Checkpoint", recover(), retErr) }()
 	t, err := s.get(r.ID)
 	if err != nil {
 		return nil, err
 	}
-	if t.init.exited() {
-		return nil, fmt.Errorf("task %q has exited: %w", r.ID, errdefs.ErrFailedPrecondition)
+	t.ops.Lock()
+	defer t.ops.Unlock()
+	if st := t.init.state(); st != stateRunning && st != statePaused {
+		return nil, fmt.Errorf("task %q is %s: only a running or paused task can be checkpointed: %w", r.ID, st, errdefs.ErrFailedPrecondition)
 	}
 	req := &runtime.CheckpointRequest{Path: r.Path}
 	if r.Options != nil && r.Options.GetTypeUrl() != "" {
@@ -654,7 +727,7 @@ func (s *service) Checkpoint(ctx context.Context, r *taskAPI.CheckpointTaskReque
 }
 
 func (s *service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (_ *ptypes.Empty, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "Update", recover(), retErr) }()
 	t, err := s.get(r.ID)
 	if err != nil {
 		return nil, err
@@ -663,7 +736,7 @@ func (s *service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (_ *
 	if r.Resources == nil || json.Unmarshal(r.Resources.Value, &res) != nil {
 		return nil, fmt.Errorf("update of task %q: malformed linux resources: %w", r.ID, errdefs.ErrInvalidArgument)
 	}
-	if t.init.exited() {
+	if st := t.init.state(); st == stateStopped || st == stateDeleted {
 		return nil, fmt.Errorf("task %q has exited: %w", r.ID, errdefs.ErrFailedPrecondition)
 	}
 	if err := t.container.Update(ctx, &res); err != nil {
@@ -672,23 +745,24 @@ func (s *service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (_ *
 	return empty, nil
 }
 
+// Wait returns once the process's TaskExit is out.
 func (s *service) Wait(ctx context.Context, r *taskAPI.WaitRequest) (_ *taskAPI.WaitResponse, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "Wait", recover(), retErr) }()
 	_, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
 	}
 	select {
-	case <-p.Done():
+	case <-p.stopped:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	e := p.Exit()
+	e := p.exitStatus()
 	return &taskAPI.WaitResponse{ExitStatus: uint32(e.Status), ExitedAt: protobuf.ToTimestamp(e.ExitedAt)}, nil
 }
 
 func (s *service) Stats(ctx context.Context, r *taskAPI.StatsRequest) (_ *taskAPI.StatsResponse, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "Stats", recover(), retErr) }()
 	t, err := s.get(r.ID)
 	if err != nil {
 		return nil, err
@@ -700,7 +774,8 @@ func (s *service) Stats(ctx context.Context, r *taskAPI.StatsRequest) (_ *taskAP
 	return &taskAPI.StatsResponse{Stats: typeurl.MarshalProto(st)}, nil
 }
 
-func (s *service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*taskAPI.ConnectResponse, error) {
+func (s *service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (_ *taskAPI.ConnectResponse, retErr error) {
+	defer func() { retErr = rpcDone(ctx, "Connect", recover(), retErr) }()
 	var pid int
 	if t, err := s.get(r.ID); err == nil {
 		pid = t.init.Pid()
@@ -709,7 +784,8 @@ func (s *service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*task
 }
 
 // Shutdown ends the shim process once it serves no task; a grouped shim stays for the rest.
-func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*ptypes.Empty, error) {
+func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (_ *ptypes.Empty, retErr error) {
+	defer func() { retErr = rpcDone(ctx, "Shutdown", recover(), retErr) }()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.tasks) > 0 {
@@ -717,20 +793,6 @@ func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*pt
 	}
 	s.shutdown.Shutdown()
 	return empty, nil
-}
-
-func statusName(st task.Status) string {
-	switch st {
-	case task.Status_CREATED:
-		return "created"
-	case task.Status_RUNNING:
-		return "running"
-	case task.Status_STOPPED:
-		return "stopped"
-	case task.Status_PAUSED:
-		return "paused"
-	}
-	return "unknown"
 }
 
 // checkpointZFS checkpoints a container whose root filesystem is on ZFS: a snapshot and a
@@ -747,12 +809,13 @@ func (s *service) checkpointZFS(ctx context.Context, t *containerTask, req *runt
 		return nil
 	}
 	// Frozen processes die of SIGKILL only once thawed.
-	if t.isPaused() {
+	if t.init.state() == statePaused {
 		if err := t.container.Resume(ctx); err != nil {
 			return fmt.Errorf("checkpoint task %q: thaw it to stop it after the checkpoint (exit): %w", t.id, err)
 		}
-		t.setPaused(false)
-		s.events.send(&eventstypes.TaskResumed{ContainerID: t.id})
+		if t.init.move("resume", stateRunning, statePaused) == nil {
+			s.events.send(&eventstypes.TaskResumed{ContainerID: t.id})
+		}
 	}
 	if err := t.container.KillAll(ctx, syscall.SIGKILL); err != nil {
 		return fmt.Errorf("checkpoint task %q: stop it after the checkpoint (exit): %w", t.id, err)
