@@ -34,11 +34,9 @@ import (
 
 var empty = &ptypes.Empty{}
 
-// oomCatchUp bounds how long an init's exit waits for OOM events the kernel counted.
-const oomCatchUp = 2 * time.Second
-
 // oomCounter is what a container may offer to say how many OOM kills its cgroup saw since
-// it was created (ok false when it cannot tell, e.g. the cgroup is gone).
+// it was created, counting the kills its OOM channel delivers too (ok false when it cannot
+// tell). It is read once the init has exited, so it must still answer then.
 type oomCounter interface {
 	OOMCount() (uint64, bool)
 }
@@ -302,26 +300,13 @@ func (s *service) watchInit(t *containerTask, oom <-chan struct{}) {
 			drained = true
 		}
 	}
-	// A backend that can count the kills lets the events still on their way out first
-	// (TaskOOM before TaskExit), and stands in for those its watch missed.
+	// The backend's count is final once the init is gone: it stands in for the events
+	// still on their way and those the watch missed (a cgroup removed right after the
+	// kill), so TaskOOM comes before TaskExit, once per kill, without waiting.
 	if oc, ok := t.container.(oomCounter); ok {
 		if n, ok := oc.OOMCount(); ok {
-			deadline := time.After(oomCatchUp)
 			for published < n {
-				if oom == nil {
-					publishOOM()
-					continue
-				}
-				select {
-				case _, ok := <-oom:
-					if !ok {
-						oom = nil
-						continue
-					}
-					publishOOM()
-				case <-deadline:
-					oom = nil
-				}
+				publishOOM()
 			}
 		}
 	}

@@ -43,6 +43,8 @@ const Name = "lxc"
 const (
 	configFile = "config"
 	logFile    = "lxc.log"
+	// oomCountFile is the OOM kill count the stop hook saves.
+	oomCountFile = "oom_kill"
 )
 
 type backend struct {
@@ -234,7 +236,7 @@ func checkHostLSM(spec *specs.Spec) error {
 // removeFiles removes what Create wrote into a container's directory (never the rootfs,
 // which lives in the bundle), and the directory when that leaves it empty.
 func removeFiles(dir string) {
-	for _, f := range []string{configFile, logFile, "seccomp.policy", "hooks"} {
+	for _, f := range []string{configFile, logFile, oomCountFile, "seccomp.policy", "hooks"} {
 		os.RemoveAll(filepath.Join(dir, f))
 	}
 	os.Remove(dir)

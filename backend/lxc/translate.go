@@ -60,6 +60,18 @@ type CgroupLayout struct {
 	UnifiedControllers []string
 }
 
+// oomCounters is the file holding the oom_kill count of cgroup rel's memory controller.
+func (l CgroupLayout) oomCounters(rel string) string {
+	switch {
+	case l.Unified:
+		return "/sys/fs/cgroup/" + rel + "/memory.events"
+	case l.v2("memory"):
+		return "/sys/fs/cgroup/unified/" + rel + "/memory.events"
+	default:
+		return "/sys/fs/cgroup/memory/" + rel + "/memory.oom_control"
+	}
+}
+
 func (l CgroupLayout) v2(controller string) bool {
 	if l.Unified {
 		return true
@@ -121,6 +133,9 @@ type Result struct {
 	CgroupPath string
 	// MonitorCgroupPath is the cgroup of the container's monitor (the start helper).
 	MonitorCgroupPath string
+	// OOMCountFile is where the stop hook saves the cgroup's OOM kill count before
+	// liblxc removes the cgroup ("" without a helper).
+	OOMCountFile string
 	// MonitorPivotPath is where liblxc moves the monitor before it exits.
 	MonitorPivotPath string
 	// Poststart and Poststop hooks run from the shim (host side), not from liblxc.
