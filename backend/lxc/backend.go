@@ -220,13 +220,12 @@ func checkHostLSM(spec *specs.Spec) error {
 		return nil
 	}
 	if p := spec.Process.ApparmorProfile; p != "" && p != "unconfined" {
-		b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
-		if err != nil || strings.TrimSpace(string(b)) != "Y" {
+		if !hostAppArmor() {
 			return &FieldError{Field: "process.apparmorProfile", Msg: fmt.Sprintf("AppArmor is not enabled on this host; cannot apply profile %q", p)}
 		}
 	}
 	if l := spec.Process.SelinuxLabel; l != "" {
-		if _, err := os.Stat("/sys/fs/selinux/enforce"); err != nil {
+		if !hostSELinux() {
 			return &FieldError{Field: "process.selinuxLabel", Msg: fmt.Sprintf("SELinux is not enabled on this host; cannot apply label %q", l)}
 		}
 	}

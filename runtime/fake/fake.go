@@ -13,6 +13,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/opencontainers/runtime-spec/specs-go/features"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/lxcri/lxcri/runtime"
@@ -49,6 +50,7 @@ type Backend struct {
 	panics     map[string]bool
 	before     map[string]func()
 	nextPid    int
+	features   *features.Features
 }
 
 // New returns a backend that logs to l (which may be shared with a test's publisher).
@@ -118,6 +120,26 @@ func (b *Backend) Container(id string) *Container {
 }
 
 func (b *Backend) Name() string { return "fake" }
+
+// SetFeatures sets what Features reports; without it Features fails.
+func (b *Backend) SetFeatures(f *features.Features) {
+	b.mu.Lock()
+	b.features = f
+	b.mu.Unlock()
+}
+
+// Features reports what SetFeatures set.
+func (b *Backend) Features(ctx context.Context) (*features.Features, error) {
+	if err := b.call("features", ""); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.features == nil {
+		return nil, fmt.Errorf("fake has no features: %w", errdefs.ErrNotImplemented)
+	}
+	return b.features, nil
+}
 
 func (b *Backend) Create(ctx context.Context, req *runtime.CreateRequest) (runtime.Container, error) {
 	if err := b.call("create", req.ID); err != nil {
