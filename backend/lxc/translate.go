@@ -12,21 +12,14 @@ import (
 	"strings"
 
 	"github.com/containerd/containerd/v2/pkg/identifiers"
-	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lxcri/lxcri/runtime"
 )
 
-// FieldError says which field of the OCI spec cannot be honoured, and why. It wraps
-// errdefs.ErrInvalidArgument.
-type FieldError struct {
-	// Field is the path of the field in the spec's JSON, e.g. "linux.resources.memory.swap"
-	// or "mounts[3].options".
-	Field string
-	Msg   string
-}
-
-func (e *FieldError) Error() string { return "OCI spec " + e.Field + ": " + e.Msg }
-func (e *FieldError) Unwrap() error { return errdefs.ErrInvalidArgument }
+// FieldError says which field of the OCI spec cannot be honoured, and why; it is the
+// one every backend uses.
+type FieldError = runtime.FieldError
 
 var plainKey = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_./:-]*$`)
 
@@ -40,7 +33,7 @@ func keyField(field, key string) string {
 }
 
 func fieldErr(field, format string, args ...any) error {
-	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+	return runtime.FieldErrorf(field, format, args...)
 }
 
 // File is a file the container's configuration refers to (seccomp policy, hook
