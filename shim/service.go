@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/console"
 	eventstypes "github.com/containerd/containerd/api/events"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/pkg/protobuf"
@@ -159,6 +160,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if err != nil {
 		return nil, err
 	}
+	needs := backend.Needs()
 
 	stateDir, err := containerStateDir(cfg.StateDir, ns, r.ID)
 	if err != nil {
@@ -181,10 +183,17 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 
 	var (
 		rootfs string
+		mounts []*types.Mount
 		zroot  *zfsroot.Root
 	)
 	switch {
-	case r.Checkpoint != "":
+	case !needs.HostRootfs:
+		// The backend makes the root filesystem where the container runs.
+		mounts = r.Rootfs
+		if r.Checkpoint != "" && !needs.OwnsCheckpoints {
+			return nil, fmt.Errorf("backend %s cannot restore task %q from checkpoint %s: it keeps neither a root filesystem on this host nor checkpoints of its own: %w", cfg.Backend, r.ID, r.Checkpoint, errdefs.ErrFailedPrecondition)
+		}
+	case r.Checkpoint != "" && !needs.OwnsCheckpoints:
 		if cfg.ZFS.Dataset == "" {
 			return nil, fmt.Errorf("restoring task %q from checkpoint %s needs ZFS: configure [zfs] dataset: %w", r.ID, r.Checkpoint, errdefs.ErrFailedPrecondition)
 		}
@@ -234,15 +243,20 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	}
 	undo = append(undo, func() { pio.Close() })
 
-	c, err := backend.Create(ctx, &runtime.CreateRequest{
-		ID: r.ID, Namespace: ns, Bundle: r.Bundle, Rootfs: rootfs, Spec: spec,
+	creq := &runtime.CreateRequest{
+		ID: r.ID, Namespace: ns, Bundle: r.Bundle, Rootfs: rootfs, Mounts: mounts, Spec: spec,
 		StateDir: stateDir, IO: pio, Exits: s.exits, Config: cfg,
-	})
+	}
+	if needs.OwnsCheckpoints {
+		creq.Checkpoint = r.Checkpoint
+	}
+	c, err := backend.Create(ctx, creq)
 	if err != nil {
 		return nil, err
 	}
 	t := newContainerTask(r.ID, r.Bundle, stateDir, cfg.Backend, c, stdio)
 	t.zfs = zroot
+	t.needs = needs
 	t.killAllOnExit = !ownsPIDNamespace(spec)
 	s.mu.Lock()
 	s.tasks[r.ID] = t
@@ -700,7 +714,7 @@ func (s *service) Checkpoint(ctx context.Context, r *taskAPI.CheckpointTaskReque
 			}
 		}
 	}
-	if t.zfs == nil {
+	if t.zfs == nil || t.needs.OwnsCheckpoints {
 		if err := t.container.Checkpoint(ctx, req); err != nil {
 			return nil, err
 		}

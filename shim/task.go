@@ -20,6 +20,8 @@ type containerTask struct {
 	init      *proc
 	// zfs is the container's ZFS root filesystem, nil without [zfs].
 	zfs *zfsroot.Root
+	// needs is what the container's backend asks of the shim.
+	needs runtime.Needs
 	// killAllOnExit: the container shares a pid namespace, so its init's exit leaves the
 	// other processes running; see service.killRemaining.
 	killAllOnExit bool

@@ -64,6 +64,12 @@ func New(ctx context.Context, cfg *runtime.Config) (runtime.Backend, error) {
 
 func (b *backend) Name() string { return Name }
 
+// Needs: a local backend; the container runs on this host from the rootfs the shim
+// mounts, its processes are host processes, and checkpoints go to the shim's ZFS store.
+func (b *backend) Needs() runtime.Needs {
+	return runtime.Needs{HostRootfs: true, HostPids: true}
+}
+
 // names returns the LXC container name and lxcpath of a state directory.
 func names(id, stateDir string) (name, lxcpath string, err error) {
 	if id == "" || strings.ContainsAny(id, "/\x00") || id == "." || id == ".." {

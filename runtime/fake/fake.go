@@ -51,6 +51,7 @@ type Backend struct {
 	before     map[string]func()
 	nextPid    int
 	features   *features.Features
+	needs      runtime.Needs
 }
 
 // New returns a backend that logs to l (which may be shared with a test's publisher).
@@ -121,6 +122,20 @@ func (b *Backend) Container(id string) *Container {
 
 func (b *Backend) Name() string { return "fake" }
 
+// SetNeeds sets what Needs reports (default: nothing of the host).
+func (b *Backend) SetNeeds(n runtime.Needs) {
+	b.mu.Lock()
+	b.needs = n
+	b.mu.Unlock()
+}
+
+// Needs reports what SetNeeds set.
+func (b *Backend) Needs() runtime.Needs {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.needs
+}
+
 // SetFeatures sets what Features reports; without it Features fails.
 func (b *Backend) SetFeatures(f *features.Features) {
 	b.mu.Lock()
@@ -145,7 +160,7 @@ func (b *Backend) Create(ctx context.Context, req *runtime.CreateRequest) (runti
 	if err := b.call("create", req.ID); err != nil {
 		return nil, err
 	}
-	c := &Container{b: b, id: req.ID, oom: make(chan struct{}, 16), execs: map[string]*Process{}}
+	c := &Container{b: b, id: req.ID, req: req, oom: make(chan struct{}, 16), execs: map[string]*Process{}}
 	c.init = &Process{Proc: runtime.NewProc(req.ID, req.IO), c: c, init: true}
 	c.init.SetPid(b.pid())
 	b.mu.Lock()
@@ -163,6 +178,7 @@ func (b *Backend) Cleanup(ctx context.Context, req *runtime.CleanupRequest) erro
 type Container struct {
 	b    *Backend
 	id   string
+	req  *runtime.CreateRequest
 	init *Process
 
 	mu       sync.Mutex
@@ -174,6 +190,9 @@ type Container struct {
 }
 
 func (c *Container) Init() runtime.Process { return c.init }
+
+// Request is what Create was asked.
+func (c *Container) Request() *runtime.CreateRequest { return c.req }
 
 // Exit ends the init with status, as if it had exited by itself.
 func (c *Container) Exit(status int) { c.init.SetExited(status) }
