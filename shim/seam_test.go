@@ -1,17 +1,115 @@
 package shim
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/api/types"
+	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/shutdown"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/typeurl/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/lxcri/lxcri/runtime"
+	"github.com/lxcri/lxcri/runtime/fake"
 )
+
+// TestBackendBuiltOnce: containers with the same (backend, configuration) share one
+// backend value; another configuration gets its own.
+func TestBackendBuiltOnce(t *testing.T) {
+	state := t.TempDir()
+	t.Setenv("LXCRI_CONFIG", writeConfig(t, ""))
+	var mu sync.Mutex
+	builds := 0
+	ctx, sd := shutdown.WithShutdown(namespaces.WithNamespace(context.Background(), "unit"))
+	t.Cleanup(sd.Shutdown)
+	l := &fake.Log{}
+	s, err := NewTaskService(ctx, Registry{"lxc": func(context.Context, *runtime.Config) (runtime.Backend, error) {
+		mu.Lock()
+		builds++
+		mu.Unlock()
+		return fake.New(l), nil
+	}}, &logPublisher{log: l}, sd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := writeBundle(t, &specs.Spec{Process: &specs.Process{Args: []string{"sh"}}, Root: &specs.Root{Path: "rootfs"}})
+	other, err := typeurl.MarshalAnyToProto(&runtimeoptions.Options{ConfigBody: []byte(`state_dir = "` + state + `"`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range []*taskAPI.CreateTaskRequest{
+		{ID: "a", Bundle: bundle},
+		{ID: "b", Bundle: bundle},
+		{ID: "c", Bundle: bundle, Options: other},
+		{ID: "d", Bundle: bundle, Options: other},
+	} {
+		if _, err := s.Create(ctx, r); err != nil {
+			t.Fatalf("create %d: %v", i, err)
+		}
+	}
+	if builds != 2 {
+		t.Errorf("%d backends built for two configurations, want 2", builds)
+	}
+}
+
+// TestSlowCreateDoesNotBlockOthers: while one task's Create waits in its backend, another
+// task of the shim can be deleted and created, and the id being created is taken.
+func TestSlowCreateDoesNotBlockOthers(t *testing.T) {
+	e := newFakeEnv(t, nil)
+	must(t, e.create("b"))
+	inCreate := make(chan struct{})
+	release := make(chan struct{})
+	blocked := false // the slow create gave up waiting: the others waited for it
+	e.b.Before("create", func() {
+		select {
+		case <-inCreate:
+			return // not the slow one
+		default:
+		}
+		close(inCreate)
+		select {
+		case <-release:
+		case <-time.After(10 * time.Second):
+			// Only the test's release, after the other RPCs returned, ends this wait
+			// in time; a shim-wide lock would deadlock here.
+			blocked = true
+		}
+	})
+	slow := make(chan error, 1)
+	go func() { slow <- e.create("a") }()
+	<-inCreate
+	if err := e.del("b", ""); err != nil {
+		t.Fatalf("delete of another task: %v", err)
+	}
+	if err := e.create("c"); err != nil {
+		t.Fatalf("create of another task: %v", err)
+	}
+	if err := e.create("a"); !errdefs.IsAlreadyExists(err) {
+		t.Errorf("second create of an id being created: %v, want AlreadyExists", err)
+	}
+	if _, err := e.status("a", ""); !errdefs.IsNotFound(err) {
+		t.Errorf("state of a task being created: %v, want NotFound", err)
+	}
+	close(release)
+	if err := <-slow; err != nil {
+		t.Fatal(err)
+	}
+	if blocked {
+		t.Error("the other tasks' RPCs waited for the slow create")
+	}
+	if _, err := e.status("a", ""); err != nil {
+		t.Errorf("state after create: %v", err)
+	}
+}
 
 // TestRemoteBackendRootfs: a backend that does not need the rootfs on this host gets
 // containerd's mounts as they are, and the shim mounts nothing.

@@ -47,26 +47,29 @@ type oomCounter interface {
 // once, on the way out of each RPC.
 type service struct {
 	ctx      context.Context
-	backends Registry
+	backends *backendCache
 	events   *eventQueue
 	exits    *runtime.ExitWatcher
 	shutdown shutdown.Service
 
-	// lifecycle serialises Create and Delete of one id against each other.
-	lifecycle sync.Mutex
-	mu        sync.Mutex
-	tasks     map[string]*containerTask
+	mu    sync.Mutex
+	tasks map[string]*containerTask
+	// creating holds the ids whose Create is under way: taken, not yet visible. Each
+	// Create works on its own id without a shim-wide lock, so a slow one (a remote
+	// backend's) does not hold up the RPCs of the other tasks.
+	creating map[string]bool
 }
 
 // NewTaskService makes the task service; pkg/shim registers it on the ttrpc server.
 func NewTaskService(ctx context.Context, backends Registry, publisher shim.Publisher, sd shutdown.Service) (taskAPI.TTRPCTaskService, error) {
 	s := &service{
 		ctx:      ctx,
-		backends: backends,
+		backends: newBackendCache(backends),
 		events:   newEventQueue(ctx, publisher),
 		exits:    runtime.NewExitWatcher(),
 		shutdown: sd,
 		tasks:    map[string]*containerTask{},
+		creating: map[string]bool{},
 	}
 	sd.RegisterCallback(func(context.Context) error {
 		s.exits.Close()
@@ -92,6 +95,27 @@ func (s *service) get(id string) (*containerTask, error) {
 		return nil, fmt.Errorf("task %q: %w", id, errdefs.ErrNotFound)
 	}
 	return t, nil
+}
+
+// reserve takes id for a Create; publish makes the made task visible (t non-nil) or
+// gives the id back.
+func (s *service) reserve(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.tasks[id]; ok || s.creating[id] {
+		return fmt.Errorf("task %q: %w", id, errdefs.ErrAlreadyExists)
+	}
+	s.creating[id] = true
+	return nil
+}
+
+func (s *service) publish(id string, t *containerTask) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.creating, id)
+	if t != nil {
+		s.tasks[id] = t
+	}
 }
 
 func (s *service) getProcess(id, execID string) (*containerTask, *proc, error) {
@@ -128,14 +152,14 @@ func (s *service) recoverWatcher(id, what string) {
 
 func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *taskAPI.CreateTaskResponse, retErr error) {
 	defer func() { retErr = rpcDone(ctx, "Create", recover(), retErr) }()
-	s.lifecycle.Lock()
-	defer s.lifecycle.Unlock()
 	if err := validName("task id", r.ID); err != nil {
 		return nil, err
 	}
-	if _, err := s.get(r.ID); err == nil {
-		return nil, fmt.Errorf("task %q: %w", r.ID, errdefs.ErrAlreadyExists)
+	if err := s.reserve(r.ID); err != nil {
+		return nil, err
 	}
+	var t *containerTask
+	defer func() { s.publish(r.ID, t) }()
 	ns, err := requestNamespace(ctx)
 	if err != nil {
 		return nil, err
@@ -156,7 +180,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if err != nil {
 		return nil, err
 	}
-	backend, err := s.backends.New(ctx, cfg.Backend, cfg)
+	backend, err := s.backends.get(ctx, cfg.Backend, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -254,13 +278,10 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if err != nil {
 		return nil, err
 	}
-	t := newContainerTask(r.ID, r.Bundle, stateDir, cfg.Backend, c, stdio)
+	t = newContainerTask(r.ID, r.Bundle, stateDir, cfg.Backend, c, stdio)
 	t.zfs = zroot
 	t.needs = needs
 	t.killAllOnExit = !ownsPIDNamespace(spec)
-	s.mu.Lock()
-	s.tasks[r.ID] = t
-	s.mu.Unlock()
 	complete = true
 
 	s.events.send(&eventstypes.TaskCreate{
@@ -437,8 +458,6 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (_ *task
 		return &taskAPI.DeleteResponse{Pid: uint32(e.Pid), ExitStatus: uint32(e.Status), ExitedAt: protobuf.ToTimestamp(e.ExitedAt)}, nil
 	}
 
-	s.lifecycle.Lock()
-	defer s.lifecycle.Unlock()
 	t.ops.Lock()
 	defer t.ops.Unlock()
 	st := p.state()
@@ -787,7 +806,7 @@ func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (_ *
 	defer func() { retErr = rpcDone(ctx, "Shutdown", recover(), retErr) }()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.tasks) > 0 {
+	if len(s.tasks) > 0 || len(s.creating) > 0 {
 		return empty, nil
 	}
 	s.shutdown.Shutdown()
