@@ -255,7 +255,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 			}
 		})
 	}
-	if err := writeRecord(r.Bundle, &record{Backend: cfg.Backend, StateDir: stateDir, Config: cfg}); err != nil {
+	if err := writeRecord(r.Bundle, &record{Backend: cfg.Backend, StateDir: stateDir, Config: cfg.Redacted()}); err != nil {
 		return nil, err
 	}
 	undo = append(undo, func() { removeRecord(r.Bundle) })
