@@ -36,7 +36,7 @@ build: shim helper
 
 shim:
 	@mkdir -p $(BINDIR)
-	$(GO) build $(GOFLAGS_BUILD) -o $(BINDIR)/$(SHIM) ./cmd/$(SHIM)
+	$(GO) build $(GOFLAGS_BUILD) -ldflags "-X github.com/lxcri/lxcri/backend/lxc.InstallBinDir=$(PREFIX)/bin" -o $(BINDIR)/$(SHIM) ./cmd/$(SHIM)
 
 # The lxc backend's start helper (C against liblxc). backend/lxc may bring its own
 # Makefile with a `helper` target; otherwise the single source file is compiled here.
