@@ -44,7 +44,7 @@ build: shim tool helper pause
 
 shim:
 	@mkdir -p $(BINDIR)
-	$(GO) build $(GOFLAGS_BUILD) -o $(BINDIR)/$(SHIM) ./cmd/$(SHIM)
+	$(GO) build $(GOFLAGS_BUILD) -ldflags "-X github.com/lxcri/lxcri/backend/lxc.InstallBinDir=$(PREFIX)/bin" -o $(BINDIR)/$(SHIM) ./cmd/$(SHIM)
 
 # The init of proxmox-lxc CTs: static, as it runs inside a CT's root whatever its libc.
 pause:
