@@ -215,6 +215,12 @@ func WriteReport(w io.Writer, results []*Result, baseline string, reasons Reason
 		p("\nRuns that did not finish normally:\n\n%s\n", strings.Join(runErrs, "\n"))
 	}
 	p("\nTimes are wall-clock on a 2-core host, each suite with its own containerd.\n")
+	if len(Skips) > 0 {
+		p("\nNot run on any runtime:\n\n| Suite | Test | Why |\n|---|---|---|\n")
+		for _, s := range Skips {
+			p("| %s | %s | %s |\n", s.Suite, cell(s.Test), cell(s.Reason))
+		}
+	}
 
 	names := map[string]string{}
 	for _, r := range results {
