@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -27,7 +26,6 @@ import (
 )
 
 func main() {
-	noInheritedFDs()
 	log.SetFlags(log.Ltime)
 	log.SetPrefix("lxcri-conformance: ")
 	if len(os.Args) < 2 {
@@ -206,21 +204,4 @@ func reparse(args []string) int {
 		log.Printf("%s on %s: %d passed, %d failed, %d skipped", r.Suite, r.Runtime, p, f, s)
 	}
 	return 0
-}
-
-// noInheritedFDs marks every descriptor this process inherited beyond stdio close-on-exec.
-// Go opens its own files close-on-exec but leaves inherited ones open in every child, and
-// the run starts daemons that may outlive it (zfs-fuse stays while another pool uses it):
-// a lock held on an inherited descriptor (as `flock FILE lxcri-conformance ...` holds one)
-// would stay held by them.
-func noInheritedFDs() {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
-			syscall.CloseOnExec(fd)
-		}
-	}
 }
