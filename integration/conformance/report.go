@@ -180,7 +180,9 @@ func WriteReport(w io.Writer, results []*Result, baseline string, reasons Reason
 	p("backends on the same host. Images come from a local registry (busybox built offline under\n")
 	p("the names the suites use), so tests that need the original images' content fail on every\n")
 	p("runtime alike; what matters is the difference from the runc shim. lxcri runs with\n")
-	p("`[zfs] dataset` on a zfs-fuse pool, so that its checkpoint tests run.\n\n")
+	p("`[zfs] dataset` on a zfs-fuse pool, so that its checkpoint tests run. containerd's suite\n")
+	p("is built with one change: its `-image-list` flag takes its default from `TEST_IMAGE_LIST`,\n")
+	p("since the suite reads its image names before it parses flags.\n\n")
 	if command != "" {
 		p("Written by `%s`.\n\n", command)
 	}
