@@ -8,9 +8,20 @@
 #   registry                distribution's OCI registry (cmd/registry), serving the suites'
 #                           images on localhost, since the tests cannot reach the internet
 #
-# Separate from setup-host.sh so that `make setup` and `make test` do not pay for them. Each
-# tool is rebuilt only when its version changes (a stamp file per version, as setup-host.sh).
+# Separate from setup-host.sh so that `make setup` does not pay for them. Each tool is
+# rebuilt only when its version changes (a stamp file per version, as setup-host.sh).
+#
+#   setup-conformance.sh [client] [critest] [registry]   (default: all three)
 set -euo pipefail
+
+WANT=" ${*:-client critest registry} "
+for w in $WANT; do
+  case $w in
+    client | critest | registry) ;;
+    *) echo "setup-conformance: unknown tool $w (want client, critest, registry)" >&2; exit 2 ;;
+  esac
+done
+want() { [[ $WANT == *" $1 "* ]]; }
 
 if [ -z "${TOOLS_DIR:-}" ] && [ -n "${LXCRI_TOOLS_DIR:-}" ]; then
   TOOLS_DIR=${LXCRI_TOOLS_DIR%/}
@@ -71,17 +82,17 @@ image_list_from_env() {
   sed -i 's/flag.String("image-list", "",/flag.String("image-list", os.Getenv("TEST_IMAGE_LIST"),/' "$f"
 }
 CLIENT_STAMP=$CONTAINERD_VERSION-imagelistenv
-if ! stamp containerd-client.test "$CLIENT_STAMP"; then
+if want client && ! stamp containerd-client.test "$CLIENT_STAMP"; then
   echo "setup-conformance: building containerd $CONTAINERD_VERSION integration/client tests"
   test_binary github.com/containerd/containerd/v2 "$CONTAINERD_VERSION" ./integration/client containerd-client.test image_list_from_env
   mark containerd-client.test "$CLIENT_STAMP"
 fi
-if ! stamp critest "$CRITOOLS_VERSION"; then
+if want critest && ! stamp critest "$CRITOOLS_VERSION"; then
   echo "setup-conformance: building critest $CRITOOLS_VERSION"
   test_binary sigs.k8s.io/cri-tools "$CRITOOLS_VERSION" ./cmd/critest critest
   mark critest "$CRITOOLS_VERSION"
 fi
-if ! stamp registry "$REGISTRY_VERSION"; then
+if want registry && ! stamp registry "$REGISTRY_VERSION"; then
   echo "setup-conformance: building the distribution registry $REGISTRY_VERSION"
   GOBIN="$TOOLS_DIR/bin" go install "github.com/distribution/distribution/v3/cmd/registry@$REGISTRY_VERSION"
   mark registry "$REGISTRY_VERSION"

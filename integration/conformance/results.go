@@ -163,13 +163,39 @@ func ParseTestJSON(r io.Reader) ([]Test, error) {
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
+	// A timeout panics the binary and test2json pins the panic on whichever test printed
+	// last, with a fail; the tests really running are named in the panic.
+	hung := map[string]string{}
+	for _, s := range tests {
+		for i, l := range s.output {
+			if !strings.HasPrefix(l, "panic: test timed out") {
+				continue
+			}
+			for _, r := range s.output[i+1:] {
+				f := strings.Fields(r)
+				if len(f) == 0 || f[0] == "goroutine" {
+					break
+				}
+				if len(f) == 2 && strings.HasPrefix(f[1], "(") {
+					hung[f[0]] = strings.TrimSpace(l) + " while it ran for " + strings.Trim(f[1], "()")
+				}
+			}
+		}
+	}
 	out := make([]Test, 0, len(tests))
 	for name, s := range tests {
 		t := Test{Name: name, Status: s.status, Seconds: s.seconds}
-		if t.Status == "" {
+		switch {
+		case hung[name] != "":
+			t.Status, t.Message = NotRun, hung[name]
+		case printed(s.output, "--- FAIL: "+name+" "):
+			t.Status = Failed
+		case printed(s.output, "--- PASS: "+name+" "):
+			t.Status = Passed
+		case t.Status == "":
 			t.Status = NotRun
 		}
-		if t.Status != Passed {
+		if t.Status != Passed && t.Message == "" {
 			t.Message = goTestMessage(s.output)
 		}
 		out = append(out, t)
@@ -178,13 +204,32 @@ func ParseTestJSON(r io.Reader) ([]Test, error) {
 	return out, nil
 }
 
+// printed tells whether a test printed a line starting with prefix (its own --- PASS or
+// --- FAIL line, which stays in the output when the binary dies before test2json reports
+// the action).
+func printed(output []string, prefix string) bool {
+	for _, l := range output {
+		if strings.HasPrefix(strings.TrimSpace(l), prefix) {
+			return true
+		}
+	}
+	return false
+}
+
 // goTestMessage keeps the lines of a test's output that say why it failed or skipped: the
-// t.Log/Error lines and what follows them, without the === and --- framing lines.
+// t.Log/Error lines and what follows them, without the === and --- framing lines and
+// without the client's debug log (containerd's suite logs every client call), and without
+// a panic's goroutine dump.
 func goTestMessage(output []string) string {
 	var keep []string
 	for _, l := range output {
 		t := strings.TrimSpace(l)
-		if t == "" || strings.HasPrefix(t, "=== ") || strings.HasPrefix(t, "--- PASS") {
+		if strings.HasPrefix(t, "goroutine ") {
+			break
+		}
+		if t == "" || strings.HasPrefix(t, "=== ") || strings.HasPrefix(t, "--- PASS") ||
+			strings.HasPrefix(t, "--- FAIL") || strings.HasPrefix(t, "--- SKIP") ||
+			strings.Contains(t, "log_hook.go:") || strings.HasPrefix(t, "time=\"") {
 			continue
 		}
 		keep = append(keep, t)
@@ -275,4 +320,33 @@ func clip(s string) string {
 		s = s[:maxMessage] + " …"
 	}
 	return s
+}
+
+// RawOutput is the suite's raw output a Result is parsed from, stored beside it in dir.
+func RawOutput(dir, suite, runtime string) string {
+	base := filepath.Join(dir, suite+"--"+runtime)
+	if suite == SuiteCRI {
+		return base + ".junit.xml"
+	}
+	return base + ".test2json"
+}
+
+// Reparse parses r's tests again from its raw output in dir.
+func Reparse(r *Result, dir string) error {
+	f, err := os.Open(RawOutput(dir, r.Suite, r.Runtime))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var tests []Test
+	if r.Suite == SuiteCRI {
+		tests, err = ParseJUnit(f)
+	} else {
+		tests, err = ParseTestJSON(f)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	r.Tests = tests
+	return nil
 }

@@ -26,8 +26,21 @@ func TestParseTestJSON(t *testing.T) {
 {"Action":"output","Package":"p","Test":"TestC","Output":"    c_test.go:3: no criu\n"}
 {"Action":"skip","Package":"p","Test":"TestC","Elapsed":0}
 not json: build output
-{"Action":"run","Package":"p","Test":"TestD"}
-{"Action":"output","Package":"p","Test":"TestD","Output":"panic: test timed out after 9m0s\n"}
+{"Action":"run","Package":"p","Test":"TestHung"}
+{"Action":"output","Package":"p","Test":"TestHung","Output":"=== RUN   TestHung\n"}
+{"Action":"run","Package":"p","Test":"TestLast"}
+{"Action":"output","Package":"p","Test":"TestLast","Output":"    log_hook.go:47: time=\"x\" level=debug msg=resolving\n"}
+{"Action":"output","Package":"p","Test":"TestLast","Output":"--- PASS: TestLast (0.00s)\n"}
+{"Action":"output","Package":"p","Test":"TestLast","Output":"panic: test timed out after 9m0s\n"}
+{"Action":"output","Package":"p","Test":"TestLast","Output":"\trunning tests:\n"}
+{"Action":"output","Package":"p","Test":"TestLast","Output":"\t\tTestHung (7m46s)\n"}
+{"Action":"output","Package":"p","Test":"TestLast","Output":"\n"}
+{"Action":"output","Package":"p","Test":"TestLast","Output":"goroutine 4994 [running]:\n"}
+{"Action":"fail","Package":"p","Test":"TestLast","Elapsed":540}
+{"Action":"run","Package":"p","Test":"TestE"}
+{"Action":"output","Package":"p","Test":"TestE","Output":"    log_hook.go:47: time=\"x\" level=debug msg=resolving\n"}
+{"Action":"output","Package":"p","Test":"TestE","Output":"    e_test.go:75: expected 0 containers\n"}
+{"Action":"output","Package":"p","Test":"TestE","Output":"--- FAIL: TestE (0.00s)\n"}
 {"Action":"fail","Package":"p","Elapsed":540}
 `
 	got, err := ParseTestJSON(strings.NewReader(stream))
@@ -38,7 +51,9 @@ not json: build output
 		{Name: "TestA", Status: Passed, Seconds: 0.1},
 		{Name: "TestB", Status: Failed, Seconds: 0.3, Message: "b_test.go:9: boom: exit 1"},
 		{Name: "TestC", Status: Skipped, Message: "c_test.go:3: no criu"},
-		{Name: "TestD", Status: NotRun, Message: "panic: test timed out after 9m0s"},
+		{Name: "TestHung", Status: NotRun, Message: "panic: test timed out after 9m0s while it ran for 7m46s"},
+		{Name: "TestLast", Status: Passed, Seconds: 540},
+		{Name: "TestE", Status: Failed, Message: "e_test.go:75: expected 0 containers"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ParseTestJSON:\n got %+v\nwant %+v", got, want)
@@ -150,5 +165,20 @@ func TestResultSaveLoad(t *testing.T) {
 	}
 	if len(got) != 1 || !reflect.DeepEqual(got[0].Tests, r.Tests) || got[0].Suite != SuiteCRI {
 		t.Errorf("LoadResults = %+v", got)
+	}
+}
+
+func TestSkipPattern(t *testing.T) {
+	for _, tc := range []struct {
+		suite, extra, want string
+	}{
+		{SuiteClient, "", "^(TestBindLowPortNonOpt)$"},
+		{SuiteClient, "TestX", "^(TestBindLowPortNonOpt)$|TestX"},
+		{SuiteCRI, "", ""},
+		{SuiteCRI, "flaky", "flaky"},
+	} {
+		if got := skipPattern(tc.suite, tc.extra); got != tc.want {
+			t.Errorf("skipPattern(%q, %q) = %q, want %q", tc.suite, tc.extra, got, tc.want)
+		}
 	}
 }

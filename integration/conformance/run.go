@@ -65,7 +65,12 @@ func Run(ctx context.Context, t testing.TB, o Options) (*Result, error) {
 	if err := CheckSuite(o.Suite); err != nil {
 		return nil, err
 	}
-	for _, b := range []string{ClientTestBinary, CritestBinary, RegistryBinary} {
+	noInheritedFDs()
+	suiteBin := ClientTestBinary
+	if o.Suite == SuiteCRI {
+		suiteBin = CritestBinary
+	}
+	for _, b := range []string{suiteBin, RegistryBinary} {
 		if fi, err := os.Stat(filepath.Join(o.ToolsDir, b)); err != nil || fi.Mode()&0o111 == 0 {
 			return nil, fmt.Errorf("conformance: %s not found in %s; %s", b, o.ToolsDir, setupHint)
 		}
@@ -76,6 +81,7 @@ func Run(ctx context.Context, t testing.TB, o Options) (*Result, error) {
 	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
 		return nil, err
 	}
+	// base + ".test2json" or ".junit.xml" is RawOutput.
 	base := filepath.Join(o.OutDir, o.Suite+"--"+o.Runtime.Key)
 
 	work, err := os.MkdirTemp("/run", "lxcri-conformance-")
@@ -163,8 +169,8 @@ func runClient(ctx context.Context, o Options, env []string, im *Images, work, b
 	if o.Focus != "" {
 		args = append(args, "-test.run="+o.Focus)
 	}
-	if o.Skip != "" {
-		args = append(args, "-test.skip="+o.Skip)
+	if skip := skipPattern(SuiteClient, o.Skip); skip != "" {
+		args = append(args, "-test.skip="+skip)
 	}
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = work
@@ -186,9 +192,19 @@ func runClient(ctx context.Context, o Options, env []string, im *Images, work, b
 	cmd.Stderr = out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	if found, err := clientLeftovers(0); err != nil || found != "" {
+		o.progress("before the suite: removed what an earlier run left (%s; %v)", found, err)
+	}
 	o.progress("running %s against %s", SuiteClient, o.Runtime.Key)
 	runErr := cmd.Run()
 	res.ExitCode = cmd.ProcessState.ExitCode()
+	found, lerr := clientLeftovers(cmd.Process.Pid)
+	if found != "" {
+		o.progress("removed what the suite left: %s", found)
+	}
+	if lerr != nil {
+		o.progress("removing what the suite left: %v", lerr)
+	}
 	if _, err := events.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
@@ -197,10 +213,6 @@ func runClient(ctx context.Context, o Options, env []string, im *Images, work, b
 		return err
 	}
 	res.Tests = tests
-	// The suite's daemon keeps its root and state in fixed folders; a killed run leaves them.
-	for _, d := range []string{"/var/lib/containerd-test", "/run/containerd-test"} {
-		_ = os.RemoveAll(d)
-	}
 	var ee *exec.ExitError
 	if runErr != nil && !errors.As(runErr, &ee) {
 		return fmt.Errorf("%s: %w", SuiteClient, runErr)
@@ -231,8 +243,8 @@ func runCritest(ctx context.Context, o Options, env *harness.Env, im *Images, wo
 	if o.Focus != "" {
 		args = append(args, "-ginkgo.focus="+o.Focus)
 	}
-	if o.Skip != "" {
-		args = append(args, "-ginkgo.skip="+o.Skip)
+	if skip := skipPattern(SuiteCRI, o.Skip); skip != "" {
+		args = append(args, "-ginkgo.skip="+skip)
 	}
 	cmd := exec.CommandContext(ctx, filepath.Join(o.ToolsDir, CritestBinary), args...)
 	cmd.Dir = work

@@ -36,6 +36,8 @@ func main() {
 		os.Exit(run(os.Args[2:]))
 	case "report":
 		os.Exit(report(os.Args[2:]))
+	case "reparse":
+		os.Exit(reparse(os.Args[2:]))
 	default:
 		usage()
 	}
@@ -44,6 +46,7 @@ func main() {
 func usage() {
 	fmt.Fprintf(os.Stderr, "usage: %s run -suite SUITE -runtime RUNTIME -out DIR [-focus RE] [-skip RE] [-timeout D]\n", os.Args[0])
 	fmt.Fprintf(os.Stderr, "       %s report -in DIR -out FILE [-reasons FILE]\n", os.Args[0])
+	fmt.Fprintf(os.Stderr, "       %s reparse -in DIR   (results again from the stored raw output)\n", os.Args[0])
 	fmt.Fprintf(os.Stderr, "suites: %s; runtimes: %s\n", strings.Join(conformance.Suites, ", "), runtimeKeys())
 	os.Exit(2)
 }
@@ -171,5 +174,34 @@ func report(args []string) int {
 		return 1
 	}
 	log.Printf("wrote %s from %d runs", *out, len(results))
+	return 0
+}
+
+// reparse derives every stored Result's tests again from the suite's raw output kept
+// beside it (after a change of the parsers), keeping the rest of the Result.
+func reparse(args []string) int {
+	fs := flag.NewFlagSet("reparse", flag.ExitOnError)
+	in := fs.String("in", "", "folder of the results written by run")
+	_ = fs.Parse(args)
+	if *in == "" {
+		usage()
+	}
+	results, err := conformance.LoadResults(*in)
+	if err != nil {
+		log.Print(err)
+		return 1
+	}
+	for _, r := range results {
+		if err := conformance.Reparse(r, *in); err != nil {
+			log.Print(err)
+			return 1
+		}
+		if err := r.Save(*in); err != nil {
+			log.Print(err)
+			return 1
+		}
+		p, f, s := r.Counts()
+		log.Printf("%s on %s: %d passed, %d failed, %d skipped", r.Suite, r.Runtime, p, f, s)
+	}
 	return 0
 }
