@@ -7,6 +7,8 @@
 #                 checkpoint/restore on a throw-away ZFS pool, against a private containerd
 #   make bench    benchmarks against containerd's runc shim (integration/bench)
 #   make conformance  containerd's client suite and critest on runc vs lxcri (docs/CONFORMANCE.md)
+#   make soak     500 container lifecycles per backend and shim mode, counting leaks (integration/soak)
+#   make cover    statement coverage per package: unit, integration and combined
 #   make install  install the shim, the helper and lxcri to $(PREFIX)/bin, and an example
 #                 /etc/lxcri/config.toml when there is none
 #   make clean    remove bin/
@@ -33,7 +35,8 @@ TEST_TIMEOUT  ?= 60m
 TESTFLAGS ?=
 
 .PHONY: all setup build shim helper pause tool vet unit integration test install demo bench clean \
-	conformance conformance-setup conformance-run conformance-report
+	conformance conformance-setup conformance-run conformance-report \
+	soak cover cover-build cover-unit cover-integration cover-report
 
 all: build
 
@@ -156,4 +159,4 @@ conformance-report: $(CONFORMANCE)
 FORCE:
 
 clean:
-	rm -rf $(BINDIR)
+	rm -rf $(BINDIR) $(COVERDIR)
