@@ -40,6 +40,8 @@ type Config struct {
 	// AllowedAnnotations lists the io.lxcri.* annotations containers may use: names, or
 	// prefixes ending in "*". Default none: through CRI, annotations are the pod author's.
 	AllowedAnnotations []string   `toml:"allowed_annotations"`
+	// Debug raises the shim's log level to debug (as containerd's --debug does).
+	Debug bool `toml:"debug"`
 	Crun               CrunConfig `toml:"crun"`
 	LXC                LXCConfig  `toml:"lxc"`
 	ZFS                ZFSConfig  `toml:"zfs"`
