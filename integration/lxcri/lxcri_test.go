@@ -110,6 +110,7 @@ func TestCheck(t *testing.T) {
 
 	// human output: one line per result, with ok/warn/fail first
 	text, _, _ := lxcri(t, bin, env, "check")
+	t.Logf("lxcri check:\n%s", text)
 	if !strings.Contains(text, "ok    lxc: liblxc") || !strings.Contains(text, "warn  checkpoint: CRIU") {
 		t.Errorf("lxcri check prints:\n%s", text)
 	}
