@@ -39,12 +39,12 @@ type Config struct {
 	StateDir string `toml:"state_dir"`
 	// AllowedAnnotations lists the io.lxcri.* annotations containers may use: names, or
 	// prefixes ending in "*". Default none: through CRI, annotations are the pod author's.
-	AllowedAnnotations []string   `toml:"allowed_annotations"`
+	AllowedAnnotations []string `toml:"allowed_annotations"`
 	// Debug raises the shim's log level to debug (as containerd's --debug does).
-	Debug bool `toml:"debug"`
-	Crun               CrunConfig `toml:"crun"`
-	LXC                LXCConfig  `toml:"lxc"`
-	ZFS                ZFSConfig  `toml:"zfs"`
+	Debug bool       `toml:"debug"`
+	Crun  CrunConfig `toml:"crun"`
+	LXC   LXCConfig  `toml:"lxc"`
+	ZFS   ZFSConfig  `toml:"zfs"`
 	// Routes choose the backend by container id, image or annotation ([[route]], see
 	// route.go), where no allowed annotation and no runtime option chose it.
 	Routes []Route `toml:"route"`
