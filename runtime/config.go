@@ -33,21 +33,22 @@ var KnownBackends = []string{"crun", "lxc", "proxmox-lxc", "proxmox-vm"}
 // override earlier ones key by key. A container annotation may then choose the backend,
 // where AllowedAnnotations lets it.
 type Config struct {
+	// Debug raises the shim's log level to debug (as containerd's --debug does).
+	Debug bool `toml:"debug"`
+	// Routes choose the backend by container id, image or annotation ([[route]], see
+	// route.go), where no allowed annotation and no runtime option chose it.
+	Routes []Route `toml:"route"`
+
 	// Backend is the default backend name.
 	Backend string `toml:"backend"`
 	// StateDir is where containers keep private state.
 	StateDir string `toml:"state_dir"`
 	// AllowedAnnotations lists the io.lxcri.* annotations containers may use: names, or
 	// prefixes ending in "*". Default none: through CRI, annotations are the pod author's.
-	AllowedAnnotations []string `toml:"allowed_annotations"`
-	// Debug raises the shim's log level to debug (as containerd's --debug does).
-	Debug bool       `toml:"debug"`
-	Crun  CrunConfig `toml:"crun"`
-	LXC   LXCConfig  `toml:"lxc"`
-	ZFS   ZFSConfig  `toml:"zfs"`
-	// Routes choose the backend by container id, image or annotation ([[route]], see
-	// route.go), where no allowed annotation and no runtime option chose it.
-	Routes []Route `toml:"route"`
+	AllowedAnnotations []string   `toml:"allowed_annotations"`
+	Crun               CrunConfig `toml:"crun"`
+	LXC                LXCConfig  `toml:"lxc"`
+	ZFS                ZFSConfig  `toml:"zfs"`
 }
 
 // ZFSConfig puts the root filesystems of local containers (lxc, crun) on ZFS datasets,
