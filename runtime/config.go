@@ -33,6 +33,12 @@ var KnownBackends = []string{"crun", "lxc", "proxmox-lxc", "proxmox-vm"}
 // override earlier ones key by key. A container annotation may then choose the backend,
 // where AllowedAnnotations lets it.
 type Config struct {
+	// Debug raises the shim's log level to debug (as containerd's --debug does).
+	Debug bool `toml:"debug"`
+	// Routes choose the backend by container id, image or annotation ([[route]], see
+	// route.go), where no allowed annotation and no runtime option chose it.
+	Routes []Route `toml:"route"`
+
 	// Backend is the default backend name.
 	Backend string `toml:"backend"`
 	// StateDir is where containers keep private state.
@@ -45,9 +51,6 @@ type Config struct {
 	ZFS                ZFSConfig  `toml:"zfs"`
 	// Proxmox is how the proxmox-lxc and proxmox-vm backends reach the node's PVE API.
 	Proxmox ProxmoxConfig `toml:"proxmox"`
-	// Routes choose the backend by container id, image or annotation ([[route]], see
-	// route.go), where no allowed annotation and no runtime option chose it.
-	Routes []Route `toml:"route"`
 }
 
 // ZFSConfig puts the root filesystems of local containers (lxc, crun) on ZFS datasets,

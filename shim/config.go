@@ -63,7 +63,8 @@ func effectiveConfig(id string, options typeurl.Any, spec *specs.Spec) (*runtime
 	if spec != nil {
 		annotations = spec.Annotations
 	}
-	if _, annotated := annotations[runtime.BackendAnnotation]; !optionsChose && !annotated {
+	// Routes choose per container; without one (the runtime's -info) they do not apply.
+	if _, annotated := annotations[runtime.BackendAnnotation]; id != "" && !optionsChose && !annotated {
 		if r := cfg.Route(runtime.RouteInput{ID: id, Annotations: annotations}); r != nil {
 			r.Apply(cfg)
 		}

@@ -302,7 +302,7 @@ func (m *manager) Info(ctx context.Context, optionsR io.Reader) (*types.RuntimeI
 			opts, info.Options = &a, &a
 		}
 	}
-	cfg, err := effectiveConfig(opts, nil)
+	cfg, err := effectiveConfig("", opts, nil)
 	if err != nil {
 		return nil, err
 	}

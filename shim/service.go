@@ -180,6 +180,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if err != nil {
 		return nil, err
 	}
+	ctx = withTaskLog(ctx, ns, r.ID, cfg)
 	backend, err := s.backends.get(ctx, cfg.Backend, cfg)
 	if err != nil {
 		return nil, err

@@ -88,6 +88,12 @@ func findHelper(cands []helperCandidate) (string, error) {
 		HelperName, strings.Join(looked, ", "), runtime.DefaultConfigPath, errdefs.ErrFailedPrecondition)
 }
 
+// LocateHelper finds the start helper the way a shim at shimExe would when [lxc] helper is
+// not set; the error names every place looked in.
+func LocateHelper(shimExe string) (string, error) {
+	return findHelper(helperCandidates(shimExe, "", os.Getenv("PATH")))
+}
+
 func resolveSettings(c runtime.LXCConfig) (*settings, error) {
 	s := &settings{helper: c.Helper, logLevel: strings.ToUpper(c.LogLevel)}
 	if s.helper != "" {

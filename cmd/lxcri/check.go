@@ -141,7 +141,33 @@ func printResults(w io.Writer, rs []Result) {
 	for _, r := range rs {
 		counts[r.Status]++
 	}
-	fmt.Fprintf(w, "\n%d ok, %d warn, %d fail\n", counts[OK], counts[Warn], counts[Fail])
+	fmt.Fprintf(w, "\n%d ok, %d warn, %d fail", counts[OK], counts[Warn], counts[Fail])
+	if sum := summary(rs); len(sum) > 0 {
+		fmt.Fprintf(w, "; by backend (with the host's lines): %s", strings.Join(sum, ", "))
+	}
+	fmt.Fprintln(w)
+}
+
+// summary is each checked part's verdict, the host's lines counted in every one.
+func summary(rs []Result) []string {
+	var host []Result
+	var order []string
+	by := map[string][]Result{}
+	for _, r := range rs {
+		if r.Backend == "host" {
+			host = append(host, r)
+			continue
+		}
+		if _, ok := by[r.Backend]; !ok {
+			order = append(order, r.Backend)
+		}
+		by[r.Backend] = append(by[r.Backend], r)
+	}
+	var out []string
+	for _, b := range order {
+		out = append(out, b+" "+string(worst(append(append([]Result(nil), host...), by[b]...))))
+	}
+	return out
 }
 
 func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {

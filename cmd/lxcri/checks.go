@@ -182,14 +182,14 @@ func helperPath(env *checkEnv) string {
 	if env.cfg != nil && env.cfg.LXC.Helper != "" {
 		return env.cfg.LXC.Helper
 	}
-	if p, err := env.lookPath(shimBinary); err == nil {
-		if r, err := filepath.EvalSymlinks(p); err == nil {
-			p = r
-		}
-		return filepath.Join(filepath.Dir(p), lxc.HelperName)
+	shim, err := env.lookPath(shimBinary)
+	if err != nil {
+		shim, _ = os.Executable()
 	}
-	p, _ := lxc.DefaultHelper()
-	return p
+	if p, err := lxc.LocateHelper(shim); err == nil {
+		return p
+	}
+	return filepath.Join(filepath.Dir(shim), lxc.HelperName)
 }
 
 func checkHelper(ctx context.Context, env *checkEnv) []Result {

@@ -261,3 +261,23 @@ func TestCheckPVE(t *testing.T) {
 		}
 	}
 }
+
+// TestSummary: each backend's verdict is the worst of its lines and the host's.
+func TestSummary(t *testing.T) {
+	rs := []Result{
+		{Backend: "host", Status: OK}, {Backend: "lxc", Status: OK}, {Backend: "crun", Status: Warn},
+		{Backend: "crun", Status: Fail}, {Backend: "zfs", Status: Warn},
+	}
+	if got := strings.Join(summary(rs), ", "); got != "lxc ok, crun fail, zfs warn" {
+		t.Errorf("summary %q", got)
+	}
+	rs[0].Status = Warn
+	if got := strings.Join(summary(rs), ", "); got != "lxc warn, crun fail, zfs warn" {
+		t.Errorf("summary with a host warning %q", got)
+	}
+	var out strings.Builder
+	printResults(&out, rs)
+	if !strings.Contains(out.String(), "1 ok, 3 warn, 1 fail; by backend (with the host's lines): lxc warn, crun fail, zfs warn\n") {
+		t.Errorf("printed:\n%s", out.String())
+	}
+}
