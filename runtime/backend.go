@@ -32,6 +32,13 @@
 //     API if it must); CreateRequest.Exits is for local children only.
 //   - OOM may be nil, and a Container may offer OOMCount() (uint64, bool) to report kills
 //     the shim publishes as TaskOOM before the init's TaskExit.
+//   - errors: a spec field the backend cannot map is a *FieldError; an unreachable API is
+//     Unavailable, a refused one says which permission is missing.
+//   - configuration: its section of Config; a secret stays in a file the configuration
+//     names, and any field that holds one is tagged `lxcri:"secret"`, so that the crash
+//     record in the bundle (Config.Redacted) leaves it out.
+//   - a Backend may offer Features(ctx) (*features.Features, error), which `-info` reports
+//     to containerd for the runtime handlers that choose it.
 //
 // One Backend value serves every container of the shim built with the same (name,
 // configuration), so a remote backend keeps its API client and connection there.

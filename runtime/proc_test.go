@@ -6,11 +6,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/containerd/console"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/fifo"
 )
 
 // TestProc: the shared process record keeps its pid, takes only the first exit, and
@@ -113,5 +115,79 @@ func TestMountRootfsWithoutMounts(t *testing.T) {
 	}
 	if err := UnmountRootfs(bundle); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestIOConsole: a terminal process's pty master is copied to the stdout fifo and from the
+// stdin fifo, and a size set before the console came is applied to it.
+func TestIOConsole(t *testing.T) {
+	ctx := namespaces.WithNamespace(context.Background(), "unit")
+	dir := t.TempDir()
+	stdin, stdout := filepath.Join(dir, "in"), filepath.Join(dir, "out")
+	for _, p := range []string{stdin, stdout} {
+		if err := syscall.Mkfifo(p, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := fifo.OpenFifo(ctx, stdout, syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	in, err := fifo.OpenFifo(ctx, stdin, syscall.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	pio, err := NewIO(ctx, "t", Stdio{Stdin: stdin, Stdout: stdout, Terminal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pio.Close()
+	if err := pio.Resize(console.WinSize{Width: 123, Height: 45}); err != nil {
+		t.Fatal(err)
+	}
+	master, slavePath, err := console.NewPty()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slave, err := os.OpenFile(slavePath, os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slave.Close()
+	if err := pio.AttachConsole(ctx, master); err != nil {
+		t.Fatal(err)
+	}
+	if ws, err := master.Size(); err != nil || ws.Width != 123 || ws.Height != 45 {
+		t.Errorf("size %+v %v, want the one set before the console", ws, err)
+	}
+	if err := pio.Resize(console.WinSize{Width: 80, Height: 24}); err != nil {
+		t.Fatal(err)
+	}
+	// The "process" writes on its terminal; the client reads it from the fifo.
+	if _, err := slave.Write([]byte("hello\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	got := ""
+	for !strings.Contains(got, "hello") {
+		n, err := out.Read(buf)
+		if err != nil {
+			t.Fatalf("read stdout: %v (got %q)", err, got)
+		}
+		got += string(buf[:n])
+	}
+	// The client types; the process reads it from its terminal.
+	if _, err := in.Write([]byte("typed\n")); err != nil {
+		t.Fatal(err)
+	}
+	line := ""
+	for !strings.Contains(line, "typed") {
+		n, err := slave.Read(buf)
+		if err != nil {
+			t.Fatalf("read terminal: %v (got %q)", err, line)
+		}
+		line += string(buf[:n])
 	}
 }

@@ -150,6 +150,13 @@ func (s *service) recoverWatcher(id, what string) {
 	}
 }
 
+// guarded runs a backend call of an exit watcher: a panic in it is logged and the watcher
+// goes on to publish the exit, so that containerd is not left waiting for it.
+func (s *service) guarded(id, what string, f func()) {
+	defer s.recoverWatcher(id, what)
+	f()
+}
+
 func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *taskAPI.CreateTaskResponse, retErr error) {
 	defer func() { retErr = rpcDone(ctx, "Create", recover(), retErr) }()
 	if err := validName("task id", r.ID); err != nil {
@@ -321,7 +328,7 @@ func (s *service) watchInit(t *containerTask, oom <-chan struct{}) {
 	// A Start still under way publishes TaskStart first; a created task that never
 	// started ran nothing else.
 	if started := t.init.awaitStart(); t.killAllOnExit && started {
-		s.killRemaining(t)
+		s.guarded(t.id, "kill-all", func() { s.killRemaining(t) })
 	}
 	// The kernel signals an OOM kill before the victim is reaped; drain what is pending.
 	for drained := false; oom != nil && !drained; {
@@ -340,10 +347,11 @@ func (s *service) watchInit(t *containerTask, oom <-chan struct{}) {
 	// still on their way and those the watch missed (a cgroup removed right after the
 	// kill), so TaskOOM comes before TaskExit, once per kill, without waiting.
 	if oc, ok := t.container.(oomCounter); ok {
-		if n, ok := oc.OOMCount(); ok {
-			for published < n {
-				publishOOM()
-			}
+		var n uint64
+		known := false
+		s.guarded(t.id, "OOM count", func() { n, known = oc.OOMCount() })
+		for known && published < n {
+			publishOOM()
 		}
 	}
 	<-t.initEnded()

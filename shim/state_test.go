@@ -572,3 +572,16 @@ func TestEventQueueClosed(t *testing.T) {
 		t.Errorf("published %v", got)
 	}
 }
+
+// TestWatcherPanicStillPublishesExit: a backend call of the exit watcher that panics (the
+// kill-all after an init without its own pid namespace exits) is logged, and the exit is
+// still published.
+func TestWatcherPanicStillPublishesExit(t *testing.T) {
+	e := newFakeEnv(t, &specs.Linux{})
+	must(t, e.create("c"), e.start("c", ""))
+	e.b.Panic("kill-all")
+	if err := e.exitInit("c", 0); err != nil {
+		t.Fatalf("the exit was not published after the watcher's panic: %v", err)
+	}
+	must(t, e.del("c", ""))
+}
