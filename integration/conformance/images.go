@@ -238,7 +238,13 @@ func (im *Images) ContainerdImageList() string {
 }
 
 // CritestImages is the YAML critest reads with -test-images-file. Every other image critest
-// uses is renamed into the registry by -registry-prefix.
+// uses is renamed into the registry by -registry-prefix. critest pulls these images through
+// the same renaming, which keeps their path and pulls repo:latest, but creates containers
+// from the names as given: so they are given as repo:latest.
 func (im *Images) CritestImages() string {
-	return fmt.Sprintf("defaultTestContainerImage: %s\nwebServerTestImage: %s\n", im.Ref(criBusybox), im.Ref(criWeb))
+	latest := func(name string) string {
+		repo, _, _ := strings.Cut(name, ":")
+		return im.Ref(repo + ":latest")
+	}
+	return fmt.Sprintf("defaultTestContainerImage: %s\nwebServerTestImage: %s\n", latest(criBusybox), latest(criWeb))
 }
