@@ -117,6 +117,13 @@ func TestDifferencesAndReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := buf.String()
+	buf.Reset()
+	if err := WriteReport(&buf, []*Result{lxc}, RuncShim, reasons, ""); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "| containerd-client | lxc | 2 | 1 | 0 | no baseline run |") {
+		t.Errorf("report without a baseline run:\n%s", buf.String())
+	}
 	for _, s := range []string{
 		"| containerd-client | runc | 3 | 1 | 0 | baseline |",
 		"| containerd-client | lxc | 2 | 1 | 0 | 3 |",
