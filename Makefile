@@ -35,7 +35,7 @@ TEST_TIMEOUT  ?= 60m
 TESTFLAGS ?=
 
 .PHONY: all setup build shim helper pause tool vet unit integration test install demo bench clean \
-	conformance conformance-setup conformance-run conformance-report \
+	conformance conformance-setup conformance-focus-setup conformance-run conformance-report \
 	soak cover cover-build cover-unit cover-integration cover-report
 
 all: build
@@ -83,7 +83,12 @@ unit:
 integration:
 	LXCRI_SHIM_DIR=$(BINDIR) $(GO) test -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(TESTFLAGS) ./integration/...
 
-test: setup build vet unit integration
+# The integration tests include a focus set of containerd's client suite on lxcri's lxc
+# backend (integration/conformance), which needs the suite and the registry.
+test: setup conformance-focus-setup build vet unit integration
+
+conformance-focus-setup:
+	contrib/scripts/setup-conformance.sh client registry
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin

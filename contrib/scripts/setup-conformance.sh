@@ -43,7 +43,8 @@ export GOFLAGS=-buildvcs=false
 stamp() { [ -f "$TOOLS_DIR/.$1-$2" ] && [ -x "$TOOLS_DIR/bin/$1" ]; }
 mark() { touch "$TOOLS_DIR/.$1-$2"; }
 
-# test_binary MODULE VERSION PACKAGE OUT [PATCH]: `go test -c` of PACKAGE inside a writable
+# test_binary MODULE VERSION PACKAGE OUT [PATCH]: `go test -c -trimpath` (failure messages
+# then name source files by module path, not by the temporary copy) of PACKAGE inside a writable
 # copy of MODULE's source (the module cache is read-only, and the test package needs the
 # module's own go.mod and go.sum, with their test-only requirements). PATCH, a function, runs
 # in the copy before the build.
@@ -61,7 +62,7 @@ test_binary() {
     rm -rf "$work"
     return 1
   fi
-  if ! (cd "$work/src" && go test -c -o "$TOOLS_DIR/bin/$out.tmp" "$pkg"); then
+  if ! (cd "$work/src" && go test -c -trimpath -o "$TOOLS_DIR/bin/$out.tmp" "$pkg"); then
     rm -rf "$work"
     return 1
   fi
@@ -81,16 +82,18 @@ image_list_from_env() {
   }
   sed -i 's/flag.String("image-list", "",/flag.String("image-list", os.Getenv("TEST_IMAGE_LIST"),/' "$f"
 }
-CLIENT_STAMP=$CONTAINERD_VERSION-imagelistenv
+# (stamps name the build's variant too, so that a change here rebuilds)
+CLIENT_STAMP=$CONTAINERD_VERSION-imagelistenv-trimpath
+CRITEST_STAMP=$CRITOOLS_VERSION-trimpath
 if want client && ! stamp containerd-client.test "$CLIENT_STAMP"; then
   echo "setup-conformance: building containerd $CONTAINERD_VERSION integration/client tests"
   test_binary github.com/containerd/containerd/v2 "$CONTAINERD_VERSION" ./integration/client containerd-client.test image_list_from_env
   mark containerd-client.test "$CLIENT_STAMP"
 fi
-if want critest && ! stamp critest "$CRITOOLS_VERSION"; then
+if want critest && ! stamp critest "$CRITEST_STAMP"; then
   echo "setup-conformance: building critest $CRITOOLS_VERSION"
   test_binary sigs.k8s.io/cri-tools "$CRITOOLS_VERSION" ./cmd/critest critest
-  mark critest "$CRITOOLS_VERSION"
+  mark critest "$CRITEST_STAMP"
 fi
 if want registry && ! stamp registry "$REGISTRY_VERSION"; then
   echo "setup-conformance: building the distribution registry $REGISTRY_VERSION"

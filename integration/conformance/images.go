@@ -29,6 +29,11 @@ type imageSpec struct {
 	user  string            // the image's User
 	files map[string]string // extra files: path in the image -> content
 	names []string
+	// distinct builds one image per name (their configs differ in one Env entry), for
+	// tests that want an image's tags to be its own.
+	distinct bool
+	// criOnly images are used by critest alone.
+	criOnly bool
 }
 
 const webPage = "<html><body>Welcome to the lxcri conformance web server</body></html>\n"
@@ -58,6 +63,8 @@ func imageSpecs() []imageSpec {
 		{names: []string{
 			busyboxName, "containerd/alpine:3.14.0", "containerd/volume-copy-up:2.2",
 			"containerd/volume-ownership:2.1", "e2e-test-images/resource-consumer:1.10",
+		}},
+		{distinct: true, criOnly: true, names: []string{
 			criBusybox, "e2e-test-images/nonewprivs:1.3",
 			criTools + "test-image-latest:latest", criTools + "test-image-tag:test", criTools + "test-image-tag:all",
 			criTools + "test-image-1:latest", criTools + "test-image-2:latest", criTools + "test-image-3:latest",
@@ -67,12 +74,12 @@ func imageSpecs() []imageSpec {
 		{cmd: `["/bin/httpd","-f","-p","80","-h","/www"]`, files: map[string]string{"www/index.html": webPage},
 			names: []string{criWeb, "e2e-test-images/httpd:2.4.39-4", "containerd/nginx:1.27.0"}},
 		{cmd: `["/bin/httpd","-f","-p","12003","-h","/www"]`, files: map[string]string{"www/index.html": webPage},
-			names: []string{criTools + "hostnet-nginx-amd64:latest", criTools + "hostnet-nginx-arm64:latest"}},
-		{user: "1002", names: []string{criTools + "test-image-user-uid:latest"}},
-		{user: "www-data", files: wwwDataFiles, names: []string{criTools + "test-image-user-username:latest"}},
-		{user: "1003:1003", names: []string{criTools + "test-image-user-uid-group:latest"}},
-		{user: "www-data:www-data", files: wwwDataFiles, names: []string{criTools + "test-image-user-username-group:latest"}},
-		{user: "1000", files: predefinedGroupFiles, names: []string{criTools + "test-image-predefined-group:latest"}},
+			names: []string{criTools + "hostnet-nginx-amd64:latest", criTools + "hostnet-nginx-arm64:latest"}, criOnly: true},
+		{criOnly: true, user: "1002", names: []string{criTools + "test-image-user-uid:latest"}},
+		{criOnly: true, user: "www-data", files: wwwDataFiles, names: []string{criTools + "test-image-user-username:latest"}},
+		{criOnly: true, user: "1003:1003", names: []string{criTools + "test-image-user-uid-group:latest"}},
+		{criOnly: true, user: "www-data:www-data", files: wwwDataFiles, names: []string{criTools + "test-image-user-username-group:latest"}},
+		{criOnly: true, user: "1000", files: predefinedGroupFiles, names: []string{criTools + "test-image-predefined-group:latest"}},
 	}
 }
 
@@ -84,9 +91,9 @@ type Images struct {
 	BusyboxDigest string
 }
 
-// PushImages builds every image offline and pushes it under all its names, through env's
-// containerd (ctr images import, tag, push).
-func PushImages(t testing.TB, env *harness.Env, reg *Registry) *Images {
+// PushImages builds every image suite uses offline and pushes it under all its names,
+// through env's containerd (ctr images import, tag, push).
+func PushImages(t testing.TB, env *harness.Env, reg *Registry, suite string) *Images {
 	t.Helper()
 	script := filepath.Join(harness.RepoRoot(), "contrib", "scripts", "build-image.sh")
 	dir, err := os.MkdirTemp("", "lxcri-images-")
@@ -95,7 +102,22 @@ func PushImages(t testing.TB, env *harness.Env, reg *Registry) *Images {
 	}
 	defer os.RemoveAll(dir)
 	im := &Images{Host: reg.Host}
-	for i, s := range imageSpecs() {
+	var specs []imageSpec
+	for _, s := range imageSpecs() {
+		if s.criOnly && suite != SuiteCRI {
+			continue
+		}
+		if !s.distinct {
+			specs = append(specs, s)
+			continue
+		}
+		for _, n := range s.names {
+			one := s
+			one.names = []string{n}
+			specs = append(specs, one)
+		}
+	}
+	for i, s := range specs {
 		ref := reg.Host + "/" + s.names[0]
 		out := filepath.Join(dir, fmt.Sprintf("image%d.tar", i))
 		cmd := exec.Command(script, out, ref)
@@ -105,6 +127,9 @@ func PushImages(t testing.TB, env *harness.Env, reg *Registry) *Images {
 		cmd.Env = os.Environ()
 		if s.user != "" {
 			cmd.Env = append(cmd.Env, "IMAGE_USER="+s.user)
+		}
+		if s.distinct {
+			cmd.Env = append(cmd.Env, "IMAGE_ENV=LXCRI_TEST_IMAGE="+s.names[0])
 		}
 		if len(s.files) > 0 {
 			extra := filepath.Join(dir, fmt.Sprintf("extra%d", i))
@@ -131,11 +156,15 @@ func PushImages(t testing.TB, env *harness.Env, reg *Registry) *Images {
 		}
 		ctr(t, env, "images", "import", out)
 		for _, n := range s.names {
-			name := reg.Host + "/" + n
-			if name != ref {
-				ctr(t, env, "images", "tag", "--force", ref, name)
+			// critest's -registry-prefix keeps an image's path but drops its tag, and
+			// pulls repo:latest.
+			repo, _, _ := strings.Cut(n, ":")
+			for _, name := range []string{reg.Host + "/" + n, reg.Host + "/" + repo + ":latest"} {
+				if name != ref {
+					ctr(t, env, "images", "tag", "--force", ref, name)
+				}
+				ctr(t, env, "images", "push", "--plain-http", name)
 			}
-			ctr(t, env, "images", "push", "--plain-http", name)
 		}
 	}
 	return im
@@ -209,7 +238,13 @@ func (im *Images) ContainerdImageList() string {
 }
 
 // CritestImages is the YAML critest reads with -test-images-file. Every other image critest
-// uses is renamed into the registry by -registry-prefix.
+// uses is renamed into the registry by -registry-prefix. critest pulls these images through
+// the same renaming, which keeps their path and pulls repo:latest, but creates containers
+// from the names as given: so they are given as repo:latest.
 func (im *Images) CritestImages() string {
-	return fmt.Sprintf("defaultTestContainerImage: %s\nwebServerTestImage: %s\n", im.Ref(criBusybox), im.Ref(criWeb))
+	latest := func(name string) string {
+		repo, _, _ := strings.Cut(name, ":")
+		return im.Ref(repo + ":latest")
+	}
+	return fmt.Sprintf("defaultTestContainerImage: %s\nwebServerTestImage: %s\n", latest(criBusybox), latest(criWeb))
 }

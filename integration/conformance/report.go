@@ -195,10 +195,20 @@ func WriteReport(w io.Writer, results []*Result, baseline string, reasons Reason
 	for _, d := range diffs {
 		nd[[2]string{d.Suite, d.Runtime}]++
 	}
+	hasBase := map[string]bool{}
+	for _, r := range results {
+		if r.Runtime == baseline {
+			hasBase[r.Suite] = true
+		}
+	}
 	for _, r := range sorted(results) {
 		pa, fa, sk := r.Counts()
 		dn := "baseline"
-		if r.Runtime != baseline {
+		switch {
+		case r.Runtime == baseline:
+		case !hasBase[r.Suite]:
+			dn = "no baseline run"
+		default:
 			dn = fmt.Sprint(nd[[2]string{r.Suite, r.Runtime}])
 		}
 		focus := "whole suite"

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -269,9 +270,9 @@ func ParseJUnit(r io.Reader) ([]Test, error) {
 			t := Test{Name: strings.TrimSpace(strings.TrimPrefix(c.Name, "[It]")), Seconds: c.Time}
 			switch {
 			case c.Failure != nil:
-				t.Status, t.Message = Failed, clip(firstNonEmpty(c.Failure.Message, c.Failure.Body))
+				t.Status, t.Message = Failed, clip(gomegaMessage(firstNonEmpty(c.Failure.Message, c.Failure.Body)))
 			case c.Error != nil:
-				t.Status, t.Message = Failed, clip(firstNonEmpty(c.Error.Message, c.Error.Body))
+				t.Status, t.Message = Failed, clip(gomegaMessage(firstNonEmpty(c.Error.Message, c.Error.Body)))
 			case c.Skipped != nil || c.Status == "skipped" || c.Status == "pending":
 				t.Status = Skipped
 				if c.Skipped != nil {
@@ -291,6 +292,21 @@ func ParseJUnit(r io.Reader) ([]Test, error) {
 	}
 	return out, nil
 }
+
+// gomegaMessage drops what gomega adds to an error for Go programmers: the value's type and
+// address before it, the dump of its fields after it.
+func gomegaMessage(m string) string {
+	m = gomegaValue.ReplaceAllString(m, "")
+	if i := strings.Index(m, " { s: "); i > 0 {
+		m = m[:i]
+	}
+	if i := strings.Index(m, "\n    {"); i > 0 {
+		m = m[:i]
+	}
+	return m
+}
+
+var gomegaValue = regexp.MustCompile(`<\*?[A-Za-z0-9_.\[\]]+ \| 0x[0-9a-f]+>: `)
 
 // suiteNode tells ginkgo's suite-level nodes ([BeforeSuite], [ReportAfterSuite] ...)
 // from specs ([It] ...).

@@ -67,7 +67,7 @@ func TestParseJUnit(t *testing.T) {
     <testcase name="[BeforeSuite]" classname="CRI validation" status="passed" time="0.1"></testcase>
     <testcase name="[It] [sig-node] Container runtime should support exec [Conformance]" classname="CRI validation" status="passed" time="1.5"></testcase>
     <testcase name="[It] [sig-node] Image Manager public image with digest" classname="CRI validation" status="failed" time="2">
-      <failure message="Failed to pull image: not found" type="failed">[FAILED] long
+      <failure message="failed to pull image Unexpected error: &lt;*status.Error | 0xc000123&gt;: rpc error: code = NotFound desc = not found { s: { s: { state: {} } } }" type="failed">[FAILED] long
  body</failure>
     </testcase>
     <testcase name="[It] [sig-node] Windows only" classname="CRI validation" status="skipped" time="0">
@@ -81,7 +81,7 @@ func TestParseJUnit(t *testing.T) {
 	}
 	want := []Test{
 		{Name: "[sig-node] Container runtime should support exec [Conformance]", Status: Passed, Seconds: 1.5},
-		{Name: "[sig-node] Image Manager public image with digest", Status: Failed, Seconds: 2, Message: "Failed to pull image: not found"},
+		{Name: "[sig-node] Image Manager public image with digest", Status: Failed, Seconds: 2, Message: "failed to pull image Unexpected error: rpc error: code = NotFound desc = not found"},
 		{Name: "[sig-node] Windows only", Status: Skipped, Message: "skipped - not on windows"},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -117,6 +117,13 @@ func TestDifferencesAndReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := buf.String()
+	buf.Reset()
+	if err := WriteReport(&buf, []*Result{lxc}, RuncShim, reasons, ""); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "| containerd-client | lxc | 2 | 1 | 0 | no baseline run |") {
+		t.Errorf("report without a baseline run:\n%s", buf.String())
+	}
 	for _, s := range []string{
 		"| containerd-client | runc | 3 | 1 | 0 | baseline |",
 		"| containerd-client | lxc | 2 | 1 | 0 | 3 |",

@@ -128,7 +128,7 @@ func Run(ctx context.Context, t testing.TB, o Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	images := PushImages(t, cri, reg)
+	images := PushImages(t, cri, reg, o.Suite)
 	o.progress("images pushed (busybox %s)", images.BusyboxDigest)
 
 	res := &Result{Suite: o.Suite, Runtime: o.Runtime.Key, RuntimeName: o.Runtime.Name, Focus: o.Focus, Started: time.Now().UTC()}
