@@ -41,8 +41,11 @@ SHIM_DIR=$(cd "${LXCRI_SHIM_DIR:-$REPO/bin}" 2>/dev/null && pwd || echo "${LXCRI
 # zfs, zpool and zfs-fuse live in sbin, which a user's PATH may lack
 export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 
-bold=$(tput bold 2>/dev/null || true)
-norm=$(tput sgr0 2>/dev/null || true)
+bold= norm=
+if [ -t 1 ]; then # no escape codes in logs
+  bold=$(tput bold 2>/dev/null || true)
+  norm=$(tput sgr0 2>/dev/null || true)
+fi
 step() { echo; echo "${bold}==> $*${norm}"; }
 die() { echo "${bold}demo: $*${norm}" >&2; exit 1; }
 ms() { echo $(($(date +%s%N) / 1000000)); }
