@@ -41,8 +41,11 @@ SHIM_DIR=$(cd "${LXCRI_SHIM_DIR:-$REPO/bin}" 2>/dev/null && pwd || echo "${LXCRI
 # zfs, zpool and zfs-fuse live in sbin, which a user's PATH may lack
 export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 
-bold=$(tput bold 2>/dev/null || true)
-norm=$(tput sgr0 2>/dev/null || true)
+bold= norm=
+if [ -t 1 ]; then # no escape codes in logs
+  bold=$(tput bold 2>/dev/null || true)
+  norm=$(tput sgr0 2>/dev/null || true)
+fi
 step() { echo; echo "${bold}==> $*${norm}"; }
 die() { echo "${bold}demo: $*${norm}" >&2; exit 1; }
 ms() { echo $(($(date +%s%N) / 1000000)); }
@@ -133,6 +136,10 @@ cleanup() {
       leaked
     fi
   done
+  if [ "$ZFS_KIND" = zfs-fuse ] && [ -n "$POOL_MADE$ZFSD_PID" ]; then
+    exec 9<"$(command -v zfs-fuse)"
+    flock 9
+  fi
   if [ -n "$POOL_MADE" ]; then
     left=$(zfs list -H -r -t all -o name "$POOL" 2>/dev/null | grep -vx -e "$POOL" -e "$POOL/lxcri")
     if [ -n "$left" ]; then
@@ -213,12 +220,17 @@ else
   # on the PATH of containerd (and so of the shims)
   cp "$REPO/integration/zfstest/compat/zfs" "$REPO/integration/zfstest/compat/zpool" "$TMP/bin/"
   ZFS_PATH=$TMP/bin
+  command -v zfs-fuse >/dev/null || die "no kernel ZFS and no zfs-fuse; run 'make setup'"
+  # lxcri's ZFS tests start, share and stop one zfs-fuse daemon under an flock on its
+  # executable; the demo takes the same lock to start it and make its pool, and to stop it
+  exec 9<"$(command -v zfs-fuse)"
+  flock 9
   if ! zpool list >/dev/null 2>&1; then
-    command -v zfs-fuse >/dev/null || die "no kernel ZFS and no zfs-fuse; run 'make setup'"
     echo "+ zfs-fuse --no-daemon --no-kstat-mount &"
     # LXCRI_ZFSTEST_DAEMON: lxcri's ZFS tests may share this daemon, and the last user of it
     # stops it (this demo too, below, when no pool is left)
-    LXCRI_ZFSTEST_DAEMON=1 setsid zfs-fuse --no-daemon --no-kstat-mount >"$TMP/zfs-fuse.log" 2>&1 </dev/null &
+    # (not with fd 9: a daemon holding the lock would lock everyone out for its lifetime)
+    LXCRI_ZFSTEST_DAEMON=1 setsid zfs-fuse --no-daemon --no-kstat-mount >"$TMP/zfs-fuse.log" 2>&1 </dev/null 9<&- &
     ZFSD_PID=$!
     for i in $(seq 1 100); do
       zpool list >/dev/null 2>&1 && break
@@ -233,6 +245,7 @@ truncate -s "$POOL_SIZE" "$TMP/pool.img"
 echo "+ zpool create -o cachefile=none -m $TMP/zfs $POOL $TMP/pool.img   ($ZFS_KIND)"
 zpool create -o cachefile=none -m "$TMP/zfs" "$POOL" "$TMP/pool.img"
 POOL_MADE=1
+if [ "$ZFS_KIND" = zfs-fuse ]; then flock -u 9; exec 9<&-; fi
 {
   [ -z "$BACKEND" ] || printf 'backend = "%s"\n' "$BACKEND"
   cat <<EOF
