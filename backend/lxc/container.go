@@ -256,17 +256,18 @@ func (c *container) sendMissedOOM(target int64) {
 func (c *container) OOM() <-chan struct{} { return c.oom }
 
 func (c *container) Exec(ctx context.Context, req *runtime.ExecRequest) (runtime.Process, error) {
-	if req.Spec == nil {
+	ps := req.Process()
+	if ps == nil {
 		return nil, fmt.Errorf("exec %s: no process spec: %w", req.ID, errdefs.ErrInvalidArgument)
 	}
-	if c.spec.Process != nil && c.spec.Process.NoNewPrivileges && !req.Spec.NoNewPrivileges {
+	if c.spec.Process != nil && c.spec.Process.NoNewPrivileges && !ps.NoNewPrivileges {
 		return nil, fieldErr("process.noNewPrivileges", "the container's processes have no_new_privs (liblxc sets it for every exec'ed process too); an exec without it is not supported")
 	}
-	spec, err := execSpec(req.Spec)
+	spec, err := execSpec(ps)
 	if err != nil {
 		return nil, err
 	}
-	return &process{Proc: runtime.NewProc(req.ID, req.IO), c: c, spec: req.Spec, execSpec: spec, pidfd: -1}, nil
+	return &process{Proc: runtime.NewProc(req.ID, req.IO), c: c, spec: ps, execSpec: spec, pidfd: -1}, nil
 }
 
 func (c *container) KillAll(ctx context.Context, sig syscall.Signal) error {

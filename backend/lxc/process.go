@@ -285,7 +285,14 @@ func (p *process) launch(ctx context.Context, cmd *exec.Cmd, spec []byte, size *
 	}
 	err = h.wait(ctx, cond)
 	if err == nil && consoleCh != nil && h.target > 0 {
-		err = p.attachConsole(ctx, consoleCh)
+		if err = p.attachConsole(ctx, consoleCh); err != nil {
+			// A process that sent no terminal reported why before it ended (and
+			// attachConsole killed it): say that, not only what the shim saw.
+			h.wait(ctx, h.exited)
+			if h.errMsg != "" {
+				err = fmt.Errorf("%w: %s%s", err, h.errMsg, logTail(p.c.logPath()))
+			}
+		}
 	}
 	if gate && err == nil {
 		err = h.result(ctx, nil)
