@@ -29,8 +29,9 @@ func criParityEnv(t *testing.T, b backendCase) *harness.Env {
 
 // criRunPod runs a pod (privileged when asked, as critest's propagation tests do) and
 // starts a container of ctr's config in it with crictl; both are removed at the end. A
-// container that cannot be created gives createErr (crictl's message), no cid.
-func criRunPod(t *testing.T, env *harness.Env, name string, privileged bool, ctr map[string]any) (podID, cid, createErr string) {
+// container that cannot be created or started (containerd's CRI creates the task at
+// start) gives runErr, crictl's message.
+func criRunPod(t *testing.T, env *harness.Env, name string, privileged bool, ctr map[string]any) (podID, cid, runErr string) {
 	t.Helper()
 	dir := t.TempDir()
 	write := func(file string, v any) string {
@@ -74,7 +75,9 @@ func criRunPod(t *testing.T, env *harness.Env, name string, privileged bool, ctr
 		return podID, "", errOut
 	}
 	cid = strings.TrimSpace(out)
-	crictl("start", cid)
+	if _, errOut, code := env.Crictl("start", cid); code != 0 {
+		return podID, cid, errOut
+	}
 	return podID, cid, ""
 }
 
@@ -89,7 +92,7 @@ func TestCRIReadOnlyRootfs(t *testing.T) {
 				"linux":   map[string]any{"security_context": map[string]any{"readonly_rootfs": true}},
 			})
 			if cerr != "" {
-				t.Fatalf("crictl create: %s", cerr)
+				t.Fatalf("crictl create/start: %s", cerr)
 			}
 			out, errOut, code := env.Crictl("exec", cid, "touch", "/test.go")
 			if code == 0 || !strings.Contains(out+errOut, "Read-only file system") {
@@ -151,7 +154,7 @@ func TestCRIMountPropagation(t *testing.T) {
 				})
 				if b.name == "lxc" && prop.toHost {
 					// liblxc cannot propagate a mount back to the host (backend/lxc/README.md):
-					// refused at create, naming the option and why.
+					// refused when the task is created, naming the option and why.
 					msg := strings.ReplaceAll(cerr, `\"`, `"`)
 					if cerr == "" || !strings.Contains(msg, `"rshared"`) || !strings.Contains(msg, "back to the host") {
 						t.Fatalf("create with Bidirectional propagation on lxc: %q, want a refusal of \"rshared\" saying why", cerr)
@@ -159,7 +162,7 @@ func TestCRIMountPropagation(t *testing.T) {
 					return
 				}
 				if cerr != "" {
-					t.Fatalf("crictl create: %s", cerr)
+					t.Fatalf("crictl create/start: %s", cerr)
 				}
 
 				// host → container
