@@ -56,6 +56,10 @@ type container struct {
 	// oomSampled is closed once it is set
 	oomAtDeath int64
 	oomSampled chan struct{}
+
+	// killAllOnExit: the container has no pid namespace of its own, so the init's death
+	// ends no other process; they are killed before the init's exit is recorded.
+	killAllOnExit bool
 }
 
 func newContainer(b *backend, req *runtime.CreateRequest, res *Result, name, lxcpath string) *container {
@@ -64,6 +68,7 @@ func newContainer(b *backend, req *runtime.CreateRequest, res *Result, name, lxc
 		b: b, id: req.ID, name: name, lxcpath: lxcpath, dir: req.StateDir, bundle: req.Bundle,
 		spec: req.Spec, res: res, exits: req.Exits, life: life, cancel: cancel,
 		oom: make(chan struct{}, 64), oomDone: make(chan struct{}), oomAtDeath: -1, oomSampled: make(chan struct{}),
+		killAllOnExit: !runtime.OwnsPIDNamespace(req.Spec),
 	}
 	c.init = &process{Proc: runtime.NewProc(req.ID, req.IO), c: c, init: true, pidfd: -1}
 	return c
@@ -408,5 +413,25 @@ func (c *container) poststop(ctx context.Context) {
 		if err := c.runHook(ctx, h, c.state("stopped")); err != nil {
 			log.G(ctx).WithError(err).WithField("id", c.id).Warnf("lxc: poststop hook %d (%s) failed", i, h.Path)
 		}
+	}
+}
+
+// killRemainingTimeout bounds the wait for the processes the init left to die of SIGKILL.
+const killRemainingTimeout = 10 * time.Second
+
+// killRemaining kills what the dead init left in the container's cgroup and waits until
+// it is gone. A cgroup liblxc already removed had nothing left in it.
+func (c *container) killRemaining() {
+	c.mu.Lock()
+	cg := c.cg
+	c.mu.Unlock()
+	if cg == nil {
+		var err error
+		if cg, err = cgroups.Load("/" + c.res.CgroupPath); err != nil {
+			return
+		}
+	}
+	if err := cgroups.KillAllWait(context.Background(), cg, killRemainingTimeout); err != nil {
+		log.L.WithError(err).WithField("id", c.id).Warn("lxc: kill the processes left after the init's exit")
 	}
 }

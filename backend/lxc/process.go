@@ -607,6 +607,11 @@ func (p *process) openPidfd(pid int) {
 func (p *process) finish(status int) {
 	if p.init {
 		p.c.settleOOM(status)
+		if p.c.killAllOnExit && p.c.isStarted() {
+			// Without a pid namespace of its own, liblxc's monitor may end before the
+			// init's children do: whoever sees the init's exit sees none of them left.
+			p.c.killRemaining()
+		}
 	}
 	p.closeGate()
 	p.closeSlave()
