@@ -87,7 +87,11 @@ func (c *container) Start(ctx context.Context) error {
 }
 
 func (c *container) Exec(ctx context.Context, req *runtime.ExecRequest) (runtime.Process, error) {
-	return &process{Proc: runtime.NewProc(req.ID, req.IO), c: c, spec: req.Spec}, nil
+	ps := req.Process()
+	if ps == nil {
+		return nil, fmt.Errorf("exec %s: no process spec: %w", req.ID, errdefs.ErrInvalidArgument)
+	}
+	return &process{Proc: runtime.NewProc(req.ID, req.IO), c: c, spec: ps}, nil
 }
 
 func (c *container) KillAll(ctx context.Context, sig syscall.Signal) error {
