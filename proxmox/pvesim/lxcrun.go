@@ -225,6 +225,11 @@ func (s *Server) startLXC(ctx context.Context, t *task, c *ct) error {
 	if err != nil {
 		return err
 	}
+	if conf["unprivileged"] == "1" {
+		if err := searchableByOthers(rootfs); err != nil {
+			return err
+		}
+	}
 	if _, err := s.renderLXC(c.vmid, conf, raw, rootfs); err != nil {
 		return err
 	}
@@ -370,4 +375,21 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// searchableByOthers checks that an unprivileged CT's root (host uid 100000) can reach its
+// rootfs: LXC mounts it from inside the CT's user namespace.
+func searchableByOthers(p string) error {
+	for d := filepath.Dir(p); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("unprivileged CT: its root (uid %d) cannot reach its rootfs: %s is mode %o; make the emulator's directory and its parents searchable (o+x)", unprivShift, d, fi.Mode().Perm())
+		}
+		if d == "/" {
+			return nil
+		}
+	}
 }
