@@ -382,6 +382,10 @@ func TestFaults(t *testing.T) {
 	if st := c.wait(s, upid); st["exitstatus"] != "storage went away" {
 		t.Fatalf("task-fail fault: %v", st)
 	}
+	// like a failed create in PVE, it leaves no CT behind
+	if a := c.call("GET", "/nodes/pvesim/lxc/101/config", nil); a.Code != 500 {
+		t.Fatalf("CT of a failed create task: %d %v", a.Code, a.Data)
+	}
 
 	// a task that never ends: still running when asked, ended by Close
 	s.AddFault(Fault{Path: "^/nodes/[^/]+/storage/[^/]+/upload$", Kind: FaultTaskHang, Times: 1})
