@@ -70,7 +70,12 @@ func (s *Server) renderLXC(vmid int, conf map[string]string, raw [][2]string, ro
 	add("lxc.include", "/usr/share/lxc/config/common.conf")
 	unpriv := conf["unprivileged"] == "1"
 	if unpriv {
-		add("lxc.include", "/usr/share/lxc/config/userns.conf")
+		// what LXC's userns.conf says, without its include of a directory LXC's
+		// packages do not always ship: an unprivileged CT keeps its capabilities and
+		// devices (its user namespace confines them)
+		for _, k := range []string{"lxc.cgroup.devices.deny", "lxc.cgroup.devices.allow", "lxc.cgroup2.devices.deny", "lxc.cgroup2.devices.allow", "lxc.cap.drop", "lxc.cap.keep", "lxc.tty.dir"} {
+			lines = append(lines, k+" =")
+		}
 	}
 	add("lxc.apparmor.profile", "unconfined")
 	add("lxc.autodev", "1")
@@ -380,7 +385,8 @@ func removeCgroupTree(rel string) {
 			return nil
 		})
 		for i := len(dirs) - 1; i >= 0; i-- {
-			for try := 0; try < 20; try++ {
+			// a monitor that just saw its container stop may still be in its cgroup
+			for try := 0; try < 200; try++ {
 				err := syscall.Rmdir(dirs[i])
 				if err == nil || errors.Is(err, syscall.ENOENT) || !errors.Is(err, syscall.EBUSY) {
 					break
