@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -262,10 +263,6 @@ func (s *Server) startLXC(ctx context.Context, t *task, c *ct) error {
 	defer lxc.Release(lc)
 	logFile := filepath.Join(s.lxcPath, strconv.Itoa(c.vmid), "lxc.log")
 	os.Remove(logFile)
-	if err := lc.SetLogFile(logFile); err != nil {
-		return fmt.Errorf("lxc log file: %w", err)
-	}
-	lc.SetLogLevel(lxc.INFO)
 	failed := func(err error) error {
 		// the task log gets LXC's errors, as PVE's start task shows lxc-start's
 		if b, rerr := os.ReadFile(logFile); rerr == nil {
@@ -285,10 +282,15 @@ func (s *Server) startLXC(ctx context.Context, t *task, c *ct) error {
 		}
 		return fmt.Errorf("startup for container '%d' failed", c.vmid)
 	}
-	// PVE 9.1's LXC 6 splits lxc.init.cmd keeping quoted words whole; LXC 5 splits it on
-	// spaces only, so the words are split here as LXC 6 does and passed as the init's argv.
-	if err := lc.StartWithArgs(splitQuoted(conf["entrypoint"])); err != nil {
-		return failed(err)
+	// The container is started by lxc-start in its own process, as PVE starts it (through
+	// its systemd unit): liblxc moves the process that starts a container into the
+	// monitor's cgroup, which must not be the emulator (nor a test binary). PVE 9.1's LXC 6
+	// splits lxc.init.cmd keeping quoted words whole; LXC 5 splits it on spaces only, so
+	// the words are split here as LXC 6 does and passed after "--" as the init's argv
+	// (exec, no shell).
+	args := append([]string{"-n", strconv.Itoa(c.vmid), "-P", s.lxcPath, "-d", "-o", logFile, "-l", "INFO", "--"}, splitQuoted(conf["entrypoint"])...)
+	if out, err := exec.CommandContext(ctx, "lxc-start", args...).CombinedOutput(); err != nil {
+		return failed(fmt.Errorf("lxc-start: %v: %s", err, strings.TrimSpace(string(out))))
 	}
 	if !lc.Wait(lxc.RUNNING, 30*time.Second) {
 		return failed(nil)
