@@ -553,6 +553,7 @@ func (r *runner) single(ctx context.Context) error {
 			if start, startProf, err = probe.floor(3); err != nil {
 				return err
 			}
+			startFDs := fdTargets(probe.pid)
 			if err := r.exec(ctx, x, "y"+id); err != nil {
 				return err
 			}
@@ -570,7 +571,8 @@ func (r *runner) single(ctx context.Context) error {
 			}
 			if f := end.FDs - start.FDs; f > r.fGrowth {
 				r.fGrowth = f
-				r.res.Notes = append(r.res.Notes, fmt.Sprintf("shim of %s fds after the second exec:\n  %s", id, strings.Join(fdTargets(probe.pid), "\n  ")))
+				r.res.Notes = append(r.res.Notes, fmt.Sprintf("shim of %s fds after the first exec:\n  %s\nafter the second:\n  %s",
+					id, strings.Join(startFDs, "\n  "), strings.Join(fdTargets(probe.pid), "\n  ")))
 			}
 			return nil
 		})
