@@ -137,8 +137,21 @@ func Run(ctx context.Context, tb testing.TB, o Options) (*Result, error) {
 	tb.Cleanup(func() { os.RemoveAll(stateRoot) })
 	stateDir := filepath.Join(stateRoot, "state")
 	cfg := fmt.Sprintf("state_dir = %q\n%s", stateDir, o.Backend.Config)
+	datasets := o.Datasets
 	if o.Pool != "" {
-		cfg += fmt.Sprintf("[zfs]\ndataset = %q\n", o.Pool+"/lxcri")
+		parent := o.Pool + "/lxcri"
+		cfg += fmt.Sprintf("[zfs]\ndataset = %q\n", parent)
+		// lxcri makes the configured parent when it is missing and keeps it: it is the
+		// operator's, not a container's.
+		datasets = func() []string {
+			var out []string
+			for _, d := range o.Datasets() {
+				if d != parent {
+					out = append(out, d)
+				}
+			}
+			return out
+		}
 	}
 	cfgPath := filepath.Join(stateRoot, "host.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
@@ -174,7 +187,7 @@ func Run(ctx context.Context, tb testing.TB, o Options) (*Result, error) {
 	if err := r.img.Unpack(env.Context(), ""); err != nil {
 		return nil, fmt.Errorf("soak: unpack %s: %w", env.Image, err)
 	}
-	before := r.sc.snapshot(o.Datasets)
+	before := r.sc.snapshot(datasets)
 	t0 := time.Now()
 	if o.Mode == Grouped {
 		err = r.grouped(ctx)
@@ -188,7 +201,7 @@ func Run(ctx context.Context, tb testing.TB, o Options) (*Result, error) {
 	// The last shim leaves once its last task is deleted; what is still there after that
 	// is counted (a leak must not hide behind a shim that is slow to go).
 	r.waitShimsGone(quiet)
-	after := r.sc.snapshot(o.Datasets)
+	after := r.sc.snapshot(datasets)
 	r.res.Leaks = leaks(before, after)
 	if r.res.GoroutineGrowth > 0 {
 		r.res.Leaks.add("goroutines", fmt.Sprintf("%d goroutines above the start reading", r.res.GoroutineGrowth))
@@ -540,6 +553,7 @@ func (r *runner) single(ctx context.Context) error {
 			if start, startProf, err = probe.floor(3); err != nil {
 				return err
 			}
+			startFDs := fdTargets(probe.pid)
 			if err := r.exec(ctx, x, "y"+id); err != nil {
 				return err
 			}
@@ -557,7 +571,8 @@ func (r *runner) single(ctx context.Context) error {
 			}
 			if f := end.FDs - start.FDs; f > r.fGrowth {
 				r.fGrowth = f
-				r.res.Notes = append(r.res.Notes, fmt.Sprintf("shim of %s fds after the second exec:\n  %s", id, strings.Join(fdTargets(probe.pid), "\n  ")))
+				r.res.Notes = append(r.res.Notes, fmt.Sprintf("shim of %s fds after the first exec:\n  %s\nafter the second:\n  %s",
+					id, strings.Join(startFDs, "\n  "), strings.Join(fdTargets(probe.pid), "\n  ")))
 			}
 			return nil
 		})
