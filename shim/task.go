@@ -89,6 +89,9 @@ type containerTask struct {
 	// killAllOnExit: the container shares a pid namespace, so its init's exit leaves the
 	// other processes running; see service.killRemaining.
 	killAllOnExit bool
+	// backendDeleted: Delete removed the container from its backend (and may yet have to
+	// release its dataset).
+	backendDeleted bool
 
 	mu      sync.Mutex
 	execs   map[string]*proc
