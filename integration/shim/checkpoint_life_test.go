@@ -145,10 +145,12 @@ func testContainerdRestore(t *testing.T, env *harness.Env, id string, exit bool)
 		t.Fatal(err)
 	}
 	waitFile(t, env, id, "/state")
-	opts := []client.CheckpointOpts{client.WithCheckpointRuntime, client.WithCheckpointRW, client.WithCheckpointTask}
+	// the options apply in order: exit before the task's checkpoint, as containerd's tests do
+	opts := []client.CheckpointOpts{client.WithCheckpointRuntime, client.WithCheckpointRW}
 	if exit {
 		opts = append(opts, client.WithCheckpointTaskExit)
 	}
+	opts = append(opts, client.WithCheckpointTask)
 	ckName := "lxcri.test/ckpt:" + id
 	checkpoint, err := container.Checkpoint(ctx, ckName, opts...)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
 
 	"github.com/lxcri/lxcri/integration/zfstest"
 	"github.com/lxcri/lxcri/runtime"
@@ -195,5 +196,52 @@ func TestCheckpointFails(t *testing.T) {
 func TestParseDescriptorLimits(t *testing.T) {
 	if _, err := ParseDescriptor("x", make([]byte, MaxDescriptorSize+1)); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("oversized descriptor = %v, want InvalidArgument", err)
+	}
+}
+
+// TestSetupOverlay: containerd's overlay rootfs mount is read as the image (its lowerdir,
+// the base) plus the container's upper layer copied over the clone, whiteouts applied;
+// ReleaseID releases it by name as the shim's `delete` action does.
+func TestSetupOverlay(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	upper, work := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(f.image, "gone"), []byte("deleted in the upper layer"), 0o644)
+	os.WriteFile(filepath.Join(upper, "added"), []byte("upper\n"), 0o644)
+	if err := unix.Mknod(filepath.Join(upper, "gone"), unix.S_IFCHR, 0); err != nil { // a whiteout
+		t.Fatal(err)
+	}
+	ms := []*types.Mount{{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=" + f.image, "upperdir=" + upper, "workdir=" + work}}}
+	r, err := Setup(ctx, f.cfg, "nsa", "ov", f.bundle(), ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]string{"hello": "from the image\n", "added": "upper\n", "gone": "<none>"} {
+		got := "<none>"
+		if b, err := os.ReadFile(filepath.Join(r.Target, file)); err == nil {
+			got = string(b)
+		}
+		if got != want {
+			t.Errorf("%s = %q, want %q", file, got, want)
+		}
+	}
+	ds, err := ContainerDataset(f.cfg, "nsa", "ov")
+	if err != nil || ds != r.Dataset {
+		t.Errorf("ContainerDataset = %q, %v; want %q", ds, err, r.Dataset)
+	}
+	if err := mount.UnmountRecursive(r.Target, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := ReleaseID(ctx, f.cfg, "nsa", "ov"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := f.exists(ds); ok {
+		t.Errorf("%s survived ReleaseID", ds)
+	}
+	if err := ReleaseID(ctx, f.cfg, "nsa", "ov"); err != nil {
+		t.Errorf("ReleaseID of a released container = %v, want nil", err)
+	}
+	if err := ReleaseID(ctx, f.cfg, "nsa", "a--b"); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("ReleaseID(bad id) = %v, want InvalidArgument", err)
 	}
 }
