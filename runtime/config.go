@@ -63,7 +63,8 @@ type ZFSConfig struct {
 	// Portable makes a checkpoint carry a `zfs send` stream of the container's filesystem,
 	// so that it restores on a host without the snapshot.
 	Portable bool `toml:"portable"`
-	// Retain is how many checkpoint snapshots to keep per container (0: all).
+	// Retain is how many checkpoints to keep per container id (0: all); older ones are
+	// freed at the next checkpoint.
 	Retain int `toml:"retain"`
 }
 

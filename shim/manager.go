@@ -249,8 +249,9 @@ func (m *manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 		log.G(ctx).WithError(err).Warn("unmount rootfs")
 	}
 	if rec != nil && rec.Config != nil && rec.Config.ZFS.Dataset != "" {
+		// the record stays for the next `delete` when the dataset cannot go now
 		if err := zfsroot.ReleaseID(ctx, &rec.Config.ZFS, ns, id); err != nil {
-			log.G(ctx).WithError(err).Warn("release ZFS root filesystem")
+			return shim.StopStatus{}, fmt.Errorf("release the dataset of %s/%s (delete again to retry): %w", ns, id, err)
 		}
 	}
 	st := shim.StopStatus{ExitedAt: time.Now(), ExitStatus: 128 + int(syscall.SIGKILL)}

@@ -172,6 +172,7 @@ func TestStore(t *testing.T) {
 	t.Run("DestroyBusy", func(t *testing.T) { testDestroyBusy(t, pool) })
 	t.Run("BaseRefcount", func(t *testing.T) { testBaseRefcount(t, pool) })
 	t.Run("BaseRace", func(t *testing.T) { testBaseRace(t, pool) })
+	t.Run("Checkpoints", func(t *testing.T) { testCheckpoints(t, pool) })
 	t.Run("Errors", func(t *testing.T) { testErrors(t, pool) })
 	t.Run("Context", func(t *testing.T) { testContext(t, pool) })
 	t.Run("SnapshotTiming", func(t *testing.T) { testSnapshotTiming(t, pool) })
