@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -145,7 +146,23 @@ func (c *Config) Merge(source string, body []byte) error {
 	if err := c.validateAllowedAnnotations(source); err != nil {
 		return err
 	}
+	if err := ValidateStateRoot(source+": crun.root", c.Crun.Root); err != nil {
+		return err
+	}
 	return c.validateRoutes(source, body)
+}
+
+// ValidateStateRoot checks a runtime CLI's state root named field ("" keeps the default):
+// the CLI gets it as --root and creates folders under it, so it must be an absolute, clean
+// path without NUL.
+func ValidateStateRoot(field, p string) error {
+	if p == "" {
+		return nil
+	}
+	if !filepath.IsAbs(p) || filepath.Clean(p) != p || strings.ContainsRune(p, 0) {
+		return fmt.Errorf("%s %q: must be an absolute, clean path: %w", field, p, errdefs.ErrInvalidArgument)
+	}
+	return nil
 }
 
 // Clone returns an independent copy.

@@ -51,6 +51,14 @@ func effectiveConfig(id string, options typeurl.Any, spec *specs.Spec) (*runtime
 			if o.BinaryName != "" {
 				cfg.Crun.Binary = o.BinaryName
 			}
+			// Root is where the CLI keeps its state, as with containerd's runc shim, so
+			// the runtime's own CLI (`runc --root <root>/<namespace>`) sees the container.
+			if o.Root != "" {
+				if err := runtime.ValidateStateRoot("runtime options root", o.Root); err != nil {
+					return nil, err
+				}
+				cfg.Crun.Root = o.Root
+			}
 		default:
 			return nil, fmt.Errorf("runtime options of type %s are not lxcri's (use runtimeoptions.v1.Options with config_path or config_body): %w", options.GetTypeUrl(), errdefs.ErrInvalidArgument)
 		}

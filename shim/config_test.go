@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	runcoptions "github.com/containerd/containerd/api/types/runc/options"
 	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
@@ -118,6 +119,55 @@ func TestEffectiveConfigPrecedence(t *testing.T) {
 			}
 			if cfg.Backend != tc.backend || cfg.Crun.Binary != tc.binary {
 				t.Errorf("backend %q binary %q, want %q %q", cfg.Backend, cfg.Crun.Binary, tc.backend, tc.binary)
+			}
+		})
+	}
+}
+
+// TestEffectiveConfigRuncOptions: runc's runtime options choose the crun backend's CLI
+// and its state root, as with containerd's runc shim; a root that is not an absolute,
+// clean path is refused naming the field, in runc's options as in the host file.
+func TestEffectiveConfigRuncOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		host         string
+		opts         *runcoptions.Options
+		binary, root string
+		errMsg       string // "" for success
+	}{
+		{name: "binary and root", opts: &runcoptions.Options{BinaryName: "runc", Root: "/run/x/runc"}, binary: "runc", root: "/run/x/runc"},
+		{name: "root only", host: "[crun]\nroot = \"/run/host\"\n", opts: &runcoptions.Options{Root: "/run/y"}, root: "/run/y"},
+		{name: "no root keeps the host's", host: "[crun]\nroot = \"/run/host\"\n", opts: &runcoptions.Options{BinaryName: "runc"}, binary: "runc", root: "/run/host"},
+		{name: "relative root", opts: &runcoptions.Options{Root: "run/x"}, errMsg: `runtime options root "run/x": must be an absolute, clean path`},
+		{name: "unclean root", opts: &runcoptions.Options{Root: "/run/../etc"}, errMsg: `runtime options root "/run/../etc": must be an absolute, clean path`},
+		{name: "relative root in the host file", host: "[crun]\nroot = \"state\"\n", errMsg: `crun.root "state": must be an absolute, clean path`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfgPath := filepath.Join(t.TempDir(), "config.toml")
+			if err := os.WriteFile(cfgPath, []byte(tc.host), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("LXCRI_CONFIG", cfgPath)
+			var opts typeurl.Any
+			if tc.opts != nil {
+				a, err := typeurl.MarshalAny(tc.opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				opts = a
+			}
+			cfg, err := effectiveConfig("c1", opts, &specs.Spec{})
+			if tc.errMsg != "" {
+				if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), tc.errMsg) {
+					t.Fatalf("got %v, want InvalidArgument saying %q", err, tc.errMsg)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Crun.Binary != tc.binary || cfg.Crun.Root != tc.root {
+				t.Errorf("crun binary %q root %q, want %q %q", cfg.Crun.Binary, cfg.Crun.Root, tc.binary, tc.root)
 			}
 		})
 	}

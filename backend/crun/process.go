@@ -83,7 +83,7 @@ func (p *process) Kill(ctx context.Context, sig syscall.Signal) error {
 	}
 	if p.init {
 		if err := p.c.cli.Kill(ctx, p.c.id, int(sig), &runc.KillOpts{}); err != nil {
-			return cliError(err, "kill", p.c.cli.Log)
+			return killError(cliError(err, "kill", p.c.cli.Log))
 		}
 		return nil
 	}

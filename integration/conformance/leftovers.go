@@ -160,20 +160,3 @@ func removeCgroups(ns string) error {
 	}
 	return last
 }
-
-// noInheritedFDs marks every descriptor this process inherited beyond stdio close-on-exec.
-// Go opens its own files close-on-exec but leaves inherited ones open in every child, and
-// a run starts daemons that may outlive it (zfs-fuse stays while another pool uses it): a
-// lock held on an inherited descriptor (as `flock FILE make conformance` holds one) would
-// stay held by them.
-func noInheritedFDs() {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
-			syscall.CloseOnExec(fd)
-		}
-	}
-}

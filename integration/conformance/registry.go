@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lxcri/lxcri/integration/inherit"
 )
 
 // Registry is a local OCI distribution registry (distribution's cmd/registry) on a loopback
@@ -58,6 +60,7 @@ http:
 		t.Fatalf("conformance: %v", err)
 	}
 	defer logf.Close()
+	inherit.CloseOnExec()
 	cmd := exec.Command(bin, "serve", cfgPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

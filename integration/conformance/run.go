@@ -65,7 +65,6 @@ func Run(ctx context.Context, t testing.TB, o Options) (*Result, error) {
 	if err := CheckSuite(o.Suite); err != nil {
 		return nil, err
 	}
-	noInheritedFDs()
 	suiteBin := ClientTestBinary
 	if o.Suite == SuiteCRI {
 		suiteBin = CritestBinary

@@ -39,6 +39,8 @@ import (
 	"time"
 
 	"github.com/moby/sys/mountinfo"
+
+	"github.com/lxcri/lxcri/integration/inherit"
 )
 
 // compat holds lxcri's zfs-fuse translation layer (see compat/zfs and compat/zpool).
@@ -313,6 +315,7 @@ func startDaemon(t testing.TB, tl tools, logDir string) error {
 		return err
 	}
 	defer log.Close()
+	inherit.CloseOnExec()
 	cmd := exec.Command(tl.daemon, "--no-daemon", "--no-kstat-mount")
 	cmd.Env = append(os.Environ(), daemonMarker+"=1")
 	if os.IsNotExist(statErr) {
