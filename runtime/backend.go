@@ -4,7 +4,44 @@
 //
 // A backend returns errors wrapped with errdefs sentinels (NotFound, InvalidArgument,
 // FailedPrecondition, NotImplemented, ...); the shim converts them to gRPC codes once, at the
-// service boundary. A backend never imports the shim package.
+// service boundary, and a spec field it cannot honour is a *FieldError. A backend never
+// imports the shim package.
+//
+// The task service keeps every process's state (created, running, paused, stopped,
+// deleted) and checks each transition itself: a backend is asked to start a created
+// process once, to pause only a running container, and so on, and keeps no guards of
+// its own. It publishes the events too, in containerd's order.
+//
+// # Remote backends
+//
+// A backend whose containers run elsewhere (a Proxmox CT, a VM) implements the same
+// interfaces and says so in Needs:
+//   - HostRootfs false: the shim mounts nothing; CreateRequest.Mounts carries containerd's
+//     mounts (Rootfs is empty) and the backend makes the root filesystem where the
+//     container runs.
+//   - HostPids false: Process.Pid is only the number containerd shows (and Exit.Pid the
+//     same); the shim never signals or waits for it. It must be stable and non-zero once
+//     the process runs.
+//   - OwnsCheckpoints true: Container.Checkpoint stores the checkpoint (a snapshot) and
+//     writes what finds it again into CheckpointRequest.Path, and a Create with
+//     CreateRequest.Checkpoint set restores from that path; the shim's ZFS store is not
+//     used.
+//   - stdio: IO.Streams gives the process's stdin, stdout and stderr as streams to pump
+//     over the backend's own transport (local backends hand fds to a child with IO.Set).
+//   - exits: the backend closes Process.Done once it knows the process ended (polling its
+//     API if it must); CreateRequest.Exits is for local children only.
+//   - OOM may be nil, and a Container may offer OOMCount() (uint64, bool) to report kills
+//     the shim publishes as TaskOOM before the init's TaskExit.
+//   - errors: a spec field the backend cannot map is a *FieldError; an unreachable API is
+//     Unavailable, a refused one says which permission is missing.
+//   - configuration: its section of Config; a secret stays in a file the configuration
+//     names, and any field that holds one is tagged `lxcri:"secret"`, so that the crash
+//     record in the bundle (Config.Redacted) leaves it out.
+//   - a Backend may offer Features(ctx) (*features.Features, error), which `-info` reports
+//     to containerd for the runtime handlers that choose it.
+//
+// One Backend value serves every container of the shim built with the same (name,
+// configuration), so a remote backend keeps its API client and connection there.
 package runtime
 
 import (
@@ -13,6 +50,7 @@ import (
 	"time"
 
 	"github.com/containerd/console"
+	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -28,22 +66,41 @@ type Backend interface {
 	// Cleanup force-removes whatever Create made for the container id, after the shim that
 	// served it died. It must succeed when nothing is left.
 	Cleanup(ctx context.Context, req *CleanupRequest) error
+	// Needs says what the backend asks of the shim (see the package doc).
+	Needs() Needs
+}
+
+// Needs is what a backend asks of the shim.
+type Needs struct {
+	// HostRootfs: the shim mounts the container's root filesystem on this host (or makes
+	// its ZFS dataset) and passes its path as CreateRequest.Rootfs.
+	HostRootfs bool
+	// HostPids: Process.Pid is a pid on this host.
+	HostPids bool
+	// OwnsCheckpoints: the backend stores checkpoints and restores from them itself.
+	OwnsCheckpoints bool
 }
 
 // CreateRequest is everything a backend needs to make a container.
 type CreateRequest struct {
 	ID        string
 	Namespace string
-	// Bundle is the OCI bundle directory; its rootfs is already mounted by the shim.
+	// Bundle is the OCI bundle directory; with Needs.HostRootfs its rootfs is already
+	// mounted by the shim.
 	Bundle string
-	// Rootfs is the absolute path of the mounted root filesystem.
+	// Rootfs is the absolute path of the mounted root filesystem (Needs.HostRootfs).
 	Rootfs string
-	Spec   *specs.Spec
+	// Mounts are containerd's root filesystem mounts, passed through when the backend
+	// does not need the rootfs on this host.
+	Mounts []*types.Mount
+	// Checkpoint is the checkpoint to restore from (Needs.OwnsCheckpoints), "" for none.
+	Checkpoint string
+	Spec       *specs.Spec
 	// StateDir is a directory private to this container, removed by the shim after Delete.
 	StateDir string
 	// IO is the init process's stdio, already opened.
 	IO *IO
-	// Exits reports the exits of the shim's children; see ExitWatcher.
+	// Exits reports the exits of the shim's children (local backends); see ExitWatcher.
 	Exits *ExitWatcher
 	// Config is the effective configuration (file, runtime options, annotations merged).
 	Config *Config
@@ -70,7 +127,7 @@ type Container interface {
 	KillAll(ctx context.Context, sig syscall.Signal) error
 	Pause(ctx context.Context) error
 	Resume(ctx context.Context) error
-	// Pids lists the host pids of every process in the container.
+	// Pids lists every process in the container, as Process.Pid numbers them.
 	Pids(ctx context.Context) ([]int, error)
 	// Stats returns cgroup metrics in the types containerd and the kubelet read
 	// (cgroups v1 or v2 stats Metrics).
@@ -102,7 +159,8 @@ type CheckpointRequest struct {
 // Process is one process of a container: the init or an exec.
 type Process interface {
 	ID() string
-	// Pid is the host pid, 0 before the process started.
+	// Pid is the id containerd shows for the process, 0 before it started: its host pid
+	// when the backend's Needs.HostPids, else a number of the backend's (stable, non-zero).
 	Pid() int
 	// Start runs an exec'ed process; for the init, use Container.Start.
 	Start(ctx context.Context) error

@@ -62,3 +62,25 @@ func TestExitWatcherOrphans(t *testing.T) {
 		t.Fatal("no status for the orphan")
 	}
 }
+
+// TestExitWatcherRun: a started command's status is its exit code, or 128+signal.
+func TestExitWatcherRun(t *testing.T) {
+	w := NewExitWatcher()
+	defer w.Close()
+	for _, tc := range []struct {
+		script string
+		want   int
+	}{
+		{"exit 3", 3},
+		{"kill -9 $$", 137},
+		{"true", 0},
+	} {
+		st, err := w.Run(exec.Command("sh", "-c", tc.script))
+		if err != nil || st != tc.want {
+			t.Errorf("%s: status %d, %v; want %d", tc.script, st, err, tc.want)
+		}
+	}
+	if _, err := w.Run(exec.Command("/nonexistent/binary")); err == nil {
+		t.Error("a missing binary started")
+	}
+}

@@ -160,6 +160,37 @@ func (i *IO) Set(cmd *exec.Cmd) {
 	}
 }
 
+// Streams is the process's stdio as plain streams, for a backend that pumps them over a
+// transport of its own (a remote API) instead of handing fds to a local child: it copies
+// Stdin (nil: none) to the process and the process's output to Stdout and Stderr (nil:
+// discarded), then closes the two writers when the process has ended, as a child closes
+// its ends; CloseAfterStart then has nothing to do. Local backends use Set, which hands
+// the same ends to the child without a copy. A terminal is not offered as streams.
+func (i *IO) Streams() (stdin io.ReadCloser, stdout, stderr io.WriteCloser, err error) {
+	if i.rio == nil {
+		return nil, nil, nil, fmt.Errorf("the stdio of %s is a terminal, which is not offered as streams: %w", i.id, errdefs.ErrNotImplemented)
+	}
+	var cmd exec.Cmd
+	i.rio.Set(&cmd)
+	if r, ok := cmd.Stdin.(io.ReadCloser); ok {
+		stdin = r
+	}
+	if w, ok := cmd.Stdout.(io.WriteCloser); ok {
+		stdout = w
+	}
+	if w, ok := cmd.Stderr.(io.WriteCloser); ok && cmd.Stderr != cmd.Stdout {
+		stderr = w
+	} else if ok {
+		stderr = nopCloser{w}
+	}
+	return stdin, stdout, stderr, nil
+}
+
+// nopCloser lets stdout and stderr share one file (a log file) without closing it twice.
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
 // CloseAfterStart closes the shim's copies of the child ends once the child has them, so
 // that output copying ends when the process (and its children) close theirs.
 func (i *IO) CloseAfterStart() error {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/fifo"
 )
 
@@ -82,5 +83,76 @@ func TestCloseStdinKeepsWrittenData(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("output not closed after the process exited")
+	}
+}
+
+// TestStreams: a backend that pumps stdio itself reads the client's stdin from the stdin
+// stream and its output reaches the client's fifos once it closes the output streams; a
+// terminal is refused.
+func TestStreams(t *testing.T) {
+	ctx := namespaces.WithNamespace(context.Background(), "unit")
+	dir := t.TempDir()
+	stdin, stdout, stderr := filepath.Join(dir, "in"), filepath.Join(dir, "out"), filepath.Join(dir, "err")
+	for _, p := range []string{stdin, stdout, stderr} {
+		if err := syscall.Mkfifo(p, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := fifo.OpenFifo(ctx, stdout, syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	errf, err := fifo.OpenFifo(ctx, stderr, syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer errf.Close()
+	in, err := fifo.OpenFifo(ctx, stdin, syscall.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pio, err := NewIO(ctx, "p", Stdio{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pio.Close()
+	sin, sout, serr, err := pio.Streams()
+	if err != nil || sin == nil || sout == nil || serr == nil {
+		t.Fatalf("streams %v %v %v: %v", sin, sout, serr, err)
+	}
+	gotOut, gotErr := make(chan []byte, 1), make(chan []byte, 1)
+	go func() { b, _ := io.ReadAll(out); gotOut <- b }()
+	go func() { b, _ := io.ReadAll(errf); gotErr <- b }()
+
+	// The "remote process": echoes stdin to stdout, says bye on stderr.
+	if _, err := in.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	in.Close()
+	pio.CloseStdin()
+	b, err := io.ReadAll(sin)
+	if err != nil || string(b) != "ping" {
+		t.Fatalf("stdin stream gave %q, %v", b, err)
+	}
+	sout.Write(b)
+	serr.Write([]byte("bye"))
+	sout.Close()
+	serr.Close()
+	pio.Wait()
+	if b := <-gotOut; string(b) != "ping" {
+		t.Errorf("stdout %q", b)
+	}
+	if b := <-gotErr; string(b) != "bye" {
+		t.Errorf("stderr %q", b)
+	}
+
+	tty, err := NewIO(ctx, "t", Stdio{Terminal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	if _, _, _, err := tty.Streams(); !errdefs.IsNotImplemented(err) {
+		t.Errorf("terminal streams: %v, want NotImplemented", err)
 	}
 }

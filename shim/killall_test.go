@@ -10,17 +10,32 @@ import (
 	"time"
 
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/v2/core/events"
 	ctdruntime "github.com/containerd/containerd/v2/core/runtime"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/shutdown"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/lxcri/lxcri/runtime"
+	"github.com/lxcri/lxcri/runtime/fake"
 )
+
+// logPublisher adds each event's topic to the fake backend's log, so that a test sees
+// backend calls and events in one order.
+type logPublisher struct{ log *fake.Log }
+
+func (p *logPublisher) Publish(ctx context.Context, topic string, e events.Event) error {
+	p.log.Add(topic)
+	return nil
+}
+
+func (p *logPublisher) Close() error { return nil }
 
 // newFakeService makes a task service whose only backend, "lxc", is a fake.
 // It returns the service, a context in namespace "unit", the backend, the log of calls
 // and events, and the state folder.
-func newFakeService(t *testing.T, config string) (taskAPI.TTRPCTaskService, context.Context, *fakeBackend, *callLog, string) {
+func newFakeService(t *testing.T, config string) (taskAPI.TTRPCTaskService, context.Context, *fake.Backend, *fake.Log, string) {
 	t.Helper()
 	state := t.TempDir()
 	cfg := filepath.Join(t.TempDir(), "config.toml")
@@ -28,10 +43,11 @@ func newFakeService(t *testing.T, config string) (taskAPI.TTRPCTaskService, cont
 		t.Fatal(err)
 	}
 	t.Setenv("LXCRI_CONFIG", cfg)
-	l := &callLog{}
-	fb := newFakeBackend(l)
+	l := &fake.Log{}
+	fb := fake.New(l)
 	ctx, sd := shutdown.WithShutdown(namespaces.WithNamespace(context.Background(), "unit"))
-	s, err := NewTaskService(ctx, Registry{"lxc": fb.factory}, l, sd)
+	factory := func(context.Context, *runtime.Config) (runtime.Backend, error) { return fb, nil }
+	s, err := NewTaskService(ctx, Registry{"lxc": factory}, &logPublisher{log: l}, sd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,15 +100,15 @@ func TestKillAllOnInitExit(t *testing.T) {
 			if _, err := s.Start(ctx, &taskAPI.StartRequest{ID: "c1"}); err != nil {
 				t.Fatal(err)
 			}
-			fb.container("c1").exit(0)
+			fb.Container("c1").Exit(0)
 			deadline := time.Now().Add(5 * time.Second)
-			for !slices.Contains(l.list(), ctdruntime.TaskExitEventTopic) {
+			for !slices.Contains(l.Lines(), ctdruntime.TaskExitEventTopic) {
 				if time.Now().After(deadline) {
-					t.Fatalf("no TaskExit published; calls %v", l.list())
+					t.Fatalf("no TaskExit published; calls %v", l.Lines())
 				}
 				time.Sleep(5 * time.Millisecond)
 			}
-			calls := l.list()
+			calls := l.Lines()
 			kill := slices.Index(calls, "kill-all killed")
 			exit := slices.Index(calls, ctdruntime.TaskExitEventTopic)
 			switch {
@@ -126,14 +142,14 @@ func TestNoKillAllForUnstartedTask(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for !slices.Contains(l.list(), ctdruntime.TaskExitEventTopic) {
+	for !slices.Contains(l.Lines(), ctdruntime.TaskExitEventTopic) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no TaskExit published; calls %v", l.list())
+			t.Fatalf("no TaskExit published; calls %v", l.Lines())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if slices.Contains(l.list(), "kill-all killed") {
-		t.Errorf("kill-all for a task that never started; calls %v", l.list())
+	if slices.Contains(l.Lines(), "kill-all killed") {
+		t.Errorf("kill-all for a task that never started; calls %v", l.Lines())
 	}
 }
 

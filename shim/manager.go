@@ -21,7 +21,11 @@ import (
 	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
+	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/opencontainers/runtime-spec/specs-go/features"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/lxcri/lxcri/runtime"
 	"github.com/lxcri/lxcri/runtime/zfsroot"
@@ -148,10 +152,20 @@ func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
 	cmd.ExtraFiles = []*os.File{f}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cgroupPath, err := shimCgroup(params)
+	if err != nil {
+		return nil, err
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start shim server: %w", err)
 	}
 	go cmd.Wait()
+	if cgroupPath != "" {
+		if err := joinCgroup(cgroupPath, cmd.Process.Pid); err != nil {
+			cmd.Process.Kill()
+			return nil, err
+		}
+	}
 	if err := shim.AdjustOOMScore(cmd.Process.Pid); err != nil {
 		log.G(ctx).WithError(err).Debug("adjust shim oom score")
 	}
@@ -217,12 +231,59 @@ func (m *manager) cleanup(ctx context.Context, rec *record, req *runtime.Cleanup
 	}
 }
 
-// Info describes the shim to containerd (`containerd-shim-lxcri-v2 -info`).
+// featureReporter is what a backend may offer to describe itself to containerd in
+// runtime-spec's features form (mount options, idmap, seccomp, namespaces...).
+type featureReporter interface {
+	Features(ctx context.Context) (*features.Features, error)
+}
+
+// Info describes the shim to containerd (`containerd-shim-lxcri-v2 -info`, containerd's
+// RuntimeInfo): optionsR holds the runtime options of the runtime handler, which choose
+// the backend as they do at Create, and that backend's features are reported, so that
+// containerd and the kubelet ask for recursive read-only or idmapped mounts only where
+// they work.
 func (m *manager) Info(ctx context.Context, optionsR io.Reader) (*types.RuntimeInfo, error) {
-	return &types.RuntimeInfo{
+	info := &types.RuntimeInfo{
 		Name:    RuntimeName,
 		Version: &types.RuntimeVersion{Version: Version},
-	}, nil
+	}
+	var opts typeurl.Any
+	if optionsR != nil {
+		data, err := io.ReadAll(optionsR)
+		if err != nil {
+			return nil, fmt.Errorf("read runtime options: %w", err)
+		}
+		if len(data) > 0 {
+			var a anypb.Any
+			if err := proto.Unmarshal(data, &a); err != nil {
+				return nil, fmt.Errorf("runtime options: %v: %w", err, errdefs.ErrInvalidArgument)
+			}
+			opts, info.Options = &a, &a
+		}
+	}
+	cfg, err := effectiveConfig(opts, nil)
+	if err != nil {
+		return nil, err
+	}
+	b, err := m.backends.New(ctx, cfg.Backend, cfg)
+	if err != nil {
+		return nil, err
+	}
+	info.Annotations = map[string]string{runtime.BackendAnnotation: cfg.Backend}
+	fr, ok := b.(featureReporter)
+	if !ok {
+		return info, nil
+	}
+	f, err := fr.Features(ctx)
+	if err != nil {
+		// As containerd's runc shim with a CLI that has no `features`: no features.
+		log.G(ctx).WithError(err).Debugf("backend %s reports no features", cfg.Backend)
+		return info, nil
+	}
+	if info.Features, err = typeurl.MarshalAnyToProto(f); err != nil {
+		return nil, fmt.Errorf("marshal features: %w", err)
+	}
+	return info, nil
 }
 
 // readSpec loads the bundle's OCI spec; a missing or malformed one is the client's error.

@@ -16,6 +16,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/lxcri/lxcri/runtime"
+	"github.com/lxcri/lxcri/runtime/fake"
 )
 
 // badNames escape a folder, hold a separator, are too long for containerd (76 characters
@@ -147,8 +148,8 @@ func TestCrashCleanupStateDir(t *testing.T) {
 	if err := writeRecord(bundle, &record{Backend: "lxc", StateDir: victim, Config: cfg}); err != nil {
 		t.Fatal(err)
 	}
-	fb := newFakeBackend(&callLog{})
-	m := NewManager(Registry{"lxc": fb.factory})
+	fb := fake.New(&fake.Log{})
+	m := NewManager(Registry{"lxc": func(context.Context, *runtime.Config) (runtime.Backend, error) { return fb, nil }})
 	if _, err := m.Stop(namespaces.WithNamespace(context.Background(), "unit"), "c1"); err != nil {
 		t.Fatal(err)
 	}

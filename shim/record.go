@@ -9,7 +9,8 @@ import (
 )
 
 // The shim keeps two small files in the bundle so that `delete` after a crashed shim knows
-// which backend to ask for cleanup and what the init's exit was.
+// which backend to ask for cleanup and what the init's exit was. The record holds the
+// configuration without its secrets (Config.Redacted).
 const (
 	recordFile = "lxcri.json"
 	exitFile   = "lxcri-exit.json"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 	"github.com/containerd/console"
 	eventstypes "github.com/containerd/containerd/api/events"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/pkg/protobuf"
@@ -33,11 +35,9 @@ import (
 
 var empty = &ptypes.Empty{}
 
-// oomCatchUp bounds how long an init's exit waits for OOM events the kernel counted.
-const oomCatchUp = 2 * time.Second
-
 // oomCounter is what a container may offer to say how many OOM kills its cgroup saw since
-// it was created (ok false when it cannot tell, e.g. the cgroup is gone).
+// it was created, counting the kills its OOM channel delivers too (ok false when it cannot
+// tell). It is read once the init has exited, so it must still answer then.
 type oomCounter interface {
 	OOMCount() (uint64, bool)
 }
@@ -47,26 +47,29 @@ type oomCounter interface {
 // once, on the way out of each RPC.
 type service struct {
 	ctx      context.Context
-	backends Registry
+	backends *backendCache
 	events   *eventQueue
 	exits    *runtime.ExitWatcher
 	shutdown shutdown.Service
 
-	// lifecycle serialises Create and Delete of one id against each other.
-	lifecycle sync.Mutex
-	mu        sync.Mutex
-	tasks     map[string]*containerTask
+	mu    sync.Mutex
+	tasks map[string]*containerTask
+	// creating holds the ids whose Create is under way: taken, not yet visible. Each
+	// Create works on its own id without a shim-wide lock, so a slow one (a remote
+	// backend's) does not hold up the RPCs of the other tasks.
+	creating map[string]bool
 }
 
 // NewTaskService makes the task service; pkg/shim registers it on the ttrpc server.
 func NewTaskService(ctx context.Context, backends Registry, publisher shim.Publisher, sd shutdown.Service) (taskAPI.TTRPCTaskService, error) {
 	s := &service{
 		ctx:      ctx,
-		backends: backends,
+		backends: newBackendCache(backends),
 		events:   newEventQueue(ctx, publisher),
 		exits:    runtime.NewExitWatcher(),
 		shutdown: sd,
 		tasks:    map[string]*containerTask{},
+		creating: map[string]bool{},
 	}
 	sd.RegisterCallback(func(context.Context) error {
 		s.exits.Close()
@@ -94,6 +97,27 @@ func (s *service) get(id string) (*containerTask, error) {
 	return t, nil
 }
 
+// reserve takes id for a Create; publish makes the made task visible (t non-nil) or
+// gives the id back.
+func (s *service) reserve(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.tasks[id]; ok || s.creating[id] {
+		return fmt.Errorf("task %q: %w", id, errdefs.ErrAlreadyExists)
+	}
+	s.creating[id] = true
+	return nil
+}
+
+func (s *service) publish(id string, t *containerTask) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.creating, id)
+	if t != nil {
+		s.tasks[id] = t
+	}
+}
+
 func (s *service) getProcess(id, execID string) (*containerTask, *proc, error) {
 	t, err := s.get(id)
 	if err != nil {
@@ -108,16 +132,41 @@ func (s *service) getProcess(id, execID string) (*containerTask, *proc, error) {
 	return t, p, err
 }
 
+// rpcDone converts an RPC's error to its gRPC code, once, on the way out, and turns a
+// panic into an Internal error with its stack in the log: one broken request must not end
+// the shim and with it the other tasks a grouped shim serves.
+func rpcDone(ctx context.Context, rpc string, recovered any, err error) error {
+	if recovered != nil {
+		log.G(ctx).WithField("rpc", rpc).Errorf("panic: %v\n%s", recovered, debug.Stack())
+		err = fmt.Errorf("%s: internal error: %v: %w", rpc, recovered, errdefs.ErrInternal)
+	}
+	return errgrpc.ToGRPC(err)
+}
+
+// recoverWatcher logs the panic of an exit watcher instead of ending the shim.
+func (s *service) recoverWatcher(id, what string) {
+	if r := recover(); r != nil {
+		log.G(s.ctx).WithField("id", id).Errorf("panic in the %s watcher: %v\n%s", what, r, debug.Stack())
+	}
+}
+
+// guarded runs a backend call of an exit watcher: a panic in it is logged and the watcher
+// goes on to publish the exit, so that containerd is not left waiting for it.
+func (s *service) guarded(id, what string, f func()) {
+	defer s.recoverWatcher(id, what)
+	f()
+}
+
 func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *taskAPI.CreateTaskResponse, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
-	s.lifecycle.Lock()
-	defer s.lifecycle.Unlock()
+	defer func() { retErr = rpcDone(ctx, "Create", recover(), retErr) }()
 	if err := validName("task id", r.ID); err != nil {
 		return nil, err
 	}
-	if _, err := s.get(r.ID); err == nil {
-		return nil, fmt.Errorf("task %q: %w", r.ID, errdefs.ErrAlreadyExists)
+	if err := s.reserve(r.ID); err != nil {
+		return nil, err
 	}
+	var t *containerTask
+	defer func() { s.publish(r.ID, t) }()
 	ns, err := requestNamespace(ctx)
 	if err != nil {
 		return nil, err
@@ -138,10 +187,11 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if err != nil {
 		return nil, err
 	}
-	backend, err := s.backends.New(ctx, cfg.Backend, cfg)
+	backend, err := s.backends.get(ctx, cfg.Backend, cfg)
 	if err != nil {
 		return nil, err
 	}
+	needs := backend.Needs()
 
 	stateDir, err := containerStateDir(cfg.StateDir, ns, r.ID)
 	if err != nil {
@@ -150,9 +200,11 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if err := os.MkdirAll(stateDir, 0o711); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
+	// undo runs unless Create completes, also when it panics.
 	var undo []func()
+	complete := false
 	defer func() {
-		if retErr != nil {
+		if !complete {
 			for i := len(undo) - 1; i >= 0; i-- {
 				undo[i]()
 			}
@@ -162,10 +214,17 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 
 	var (
 		rootfs string
+		mounts []*types.Mount
 		zroot  *zfsroot.Root
 	)
 	switch {
-	case r.Checkpoint != "":
+	case !needs.HostRootfs:
+		// The backend makes the root filesystem where the container runs.
+		mounts = r.Rootfs
+		if r.Checkpoint != "" && !needs.OwnsCheckpoints {
+			return nil, fmt.Errorf("backend %s cannot restore task %q from checkpoint %s: it keeps neither a root filesystem on this host nor checkpoints of its own: %w", cfg.Backend, r.ID, r.Checkpoint, errdefs.ErrFailedPrecondition)
+		}
+	case r.Checkpoint != "" && !needs.OwnsCheckpoints:
 		if cfg.ZFS.Dataset == "" {
 			return nil, fmt.Errorf("restoring task %q from checkpoint %s needs ZFS: configure [zfs] dataset: %w", r.ID, r.Checkpoint, errdefs.ErrFailedPrecondition)
 		}
@@ -203,7 +262,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 			}
 		})
 	}
-	if err := writeRecord(r.Bundle, &record{Backend: cfg.Backend, StateDir: stateDir, Config: cfg}); err != nil {
+	if err := writeRecord(r.Bundle, &record{Backend: cfg.Backend, StateDir: stateDir, Config: cfg.Redacted()}); err != nil {
 		return nil, err
 	}
 	undo = append(undo, func() { removeRecord(r.Bundle) })
@@ -215,19 +274,22 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	}
 	undo = append(undo, func() { pio.Close() })
 
-	c, err := backend.Create(ctx, &runtime.CreateRequest{
-		ID: r.ID, Namespace: ns, Bundle: r.Bundle, Rootfs: rootfs, Spec: spec,
+	creq := &runtime.CreateRequest{
+		ID: r.ID, Namespace: ns, Bundle: r.Bundle, Rootfs: rootfs, Mounts: mounts, Spec: spec,
 		StateDir: stateDir, IO: pio, Exits: s.exits, Config: cfg,
-	})
+	}
+	if needs.OwnsCheckpoints {
+		creq.Checkpoint = r.Checkpoint
+	}
+	c, err := backend.Create(ctx, creq)
 	if err != nil {
 		return nil, err
 	}
-	t := newContainerTask(r.ID, r.Bundle, stateDir, cfg.Backend, c, stdio)
+	t = newContainerTask(r.ID, r.Bundle, stateDir, cfg.Backend, c, stdio)
 	t.zfs = zroot
+	t.needs = needs
 	t.killAllOnExit = !ownsPIDNamespace(spec)
-	s.mu.Lock()
-	s.tasks[r.ID] = t
-	s.mu.Unlock()
+	complete = true
 
 	s.events.send(&eventstypes.TaskCreate{
 		ContainerID: r.ID,
@@ -237,14 +299,14 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		Checkpoint:  r.Checkpoint,
 		Pid:         uint32(t.init.Pid()),
 	})
-	oom := c.OOM()
-	go s.watchInit(t, oom)
+	go s.watchInit(t, c.OOM())
 	return &taskAPI.CreateTaskResponse{Pid: uint32(t.init.Pid())}, nil
 }
 
 // watchInit publishes OOM events while the container lives, then its init's exit once
-// every exec's exit is out, OOM events first.
+// every exec's exit is out, OOM events first, and never before its TaskStart.
 func (s *service) watchInit(t *containerTask, oom <-chan struct{}) {
+	defer s.recoverWatcher(t.id, "init exit")
 	var published uint64
 	publishOOM := func() {
 		published++
@@ -262,9 +324,10 @@ func (s *service) watchInit(t *containerTask, oom <-chan struct{}) {
 			done = true
 		}
 	}
-	// A created task that never started ran nothing else.
-	if t.killAllOnExit && t.init.wasStarted() {
-		s.killRemaining(t)
+	// A Start still under way publishes TaskStart first; a created task that never
+	// started ran nothing else.
+	if started := t.init.awaitStart(); t.killAllOnExit && started {
+		s.guarded(t.id, "kill-all", func() { s.killRemaining(t) })
 	}
 	// The kernel signals an OOM kill before the victim is reaped; drain what is pending.
 	for drained := false; oom != nil && !drained; {
@@ -279,27 +342,15 @@ func (s *service) watchInit(t *containerTask, oom <-chan struct{}) {
 			drained = true
 		}
 	}
-	// A backend that can count the kills lets the events still on their way out first
-	// (TaskOOM before TaskExit), and stands in for those its watch missed.
+	// The backend's count is final once the init is gone: it stands in for the events
+	// still on their way and those the watch missed (a cgroup removed right after the
+	// kill), so TaskOOM comes before TaskExit, once per kill, without waiting.
 	if oc, ok := t.container.(oomCounter); ok {
-		if n, ok := oc.OOMCount(); ok {
-			deadline := time.After(oomCatchUp)
-			for published < n {
-				if oom == nil {
-					publishOOM()
-					continue
-				}
-				select {
-				case _, ok := <-oom:
-					if !ok {
-						oom = nil
-						continue
-					}
-					publishOOM()
-				case <-deadline:
-					oom = nil
-				}
-			}
+		var n uint64
+		known := false
+		s.guarded(t.id, "OOM count", func() { n, known = oc.OOMCount() })
+		for known && published < n {
+			publishOOM()
 		}
 	}
 	<-t.initEnded()
@@ -314,6 +365,7 @@ func (s *service) watchInit(t *containerTask, oom <-chan struct{}) {
 		ExitStatus:  uint32(e.Status),
 		ExitedAt:    protobuf.ToTimestamp(e.ExitedAt),
 	})
+	t.init.setStopped(e)
 }
 
 // killRemaining kills what the init left in the container's cgroup. Without a pid
@@ -328,7 +380,10 @@ func (s *service) killRemaining(t *containerTask) {
 	}
 }
 
+// watchExec publishes an exec's exit; it starts once the exec's TaskExecStarted is out.
 func (s *service) watchExec(t *containerTask, p *proc) {
+	defer t.execEnded()
+	defer s.recoverWatcher(t.id, "exec "+p.execID+" exit")
 	<-p.Done()
 	e := p.Exit()
 	s.events.send(&eventstypes.TaskExit{
@@ -338,77 +393,98 @@ func (s *service) watchExec(t *containerTask, p *proc) {
 		ExitStatus:  uint32(e.Status),
 		ExitedAt:    protobuf.ToTimestamp(e.ExitedAt),
 	})
-	t.execEnded()
+	p.setStopped(e)
 }
 
 func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (_ *taskAPI.StartResponse, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "Start", recover(), retErr) }()
 	t, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
 	}
-	if p.exited() {
-		return nil, fmt.Errorf("process %q of task %q has exited: %w", p.name(), r.ID, errdefs.ErrFailedPrecondition)
-	}
-	if err := p.markStarted(); err != nil {
-		return nil, err
-	}
 	if r.ExecID == "" {
+		t.ops.Lock()
+		defer t.ops.Unlock()
+		if err := p.beginStart(); err != nil {
+			return nil, err
+		}
+		started := false
+		defer func() { p.endStart(started) }()
 		if err := t.container.Start(ctx); err != nil {
 			// Still a created task: Delete must be able to force-remove it.
-			p.unmarkStarted()
 			return nil, err
 		}
 		s.events.send(&eventstypes.TaskStart{ContainerID: r.ID, Pid: uint32(p.Pid())})
+		started = true
 		return &taskAPI.StartResponse{Pid: uint32(p.Pid())}, nil
 	}
-	if !t.init.wasStarted() || t.init.exited() {
-		p.unmarkStarted()
-		return nil, fmt.Errorf("task %q is not running: %w", r.ID, errdefs.ErrFailedPrecondition)
+	if st := t.init.state(); st != stateRunning {
+		return nil, fmt.Errorf("start exec %q: task %q is %s, not running: %w", r.ExecID, r.ID, st, errdefs.ErrFailedPrecondition)
+	}
+	if err := p.beginStart(); err != nil {
+		return nil, err
 	}
 	if err := t.execStarting(); err != nil {
-		p.unmarkStarted()
+		p.endStart(false)
 		return nil, err
 	}
+	started := false
+	defer func() {
+		if !started {
+			// The exec never ran: drop its record and release its stdio now, or a
+			// later Delete would find it "still running" for ever.
+			t.execEnded()
+			p.endStart(false)
+			t.removeExec(r.ExecID)
+			p.move("start", stateDeleted, stateCreated)
+			p.Delete(context.WithoutCancel(ctx))
+		}
+	}()
 	if err := p.Start(ctx); err != nil {
-		t.execEnded()
-		// The exec never ran: drop its record and release its stdio now, or a later
-		// Delete would find it "still running" for ever.
-		t.removeExec(r.ExecID)
-		p.Delete(ctx)
 		return nil, err
 	}
-	go s.watchExec(t, p)
 	s.events.send(&eventstypes.TaskExecStarted{ContainerID: r.ID, ExecID: r.ExecID, Pid: uint32(p.Pid())})
+	started = true
+	p.endStart(true)
+	go s.watchExec(t, p)
 	return &taskAPI.StartResponse{Pid: uint32(p.Pid())}, nil
 }
 
 func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (_ *taskAPI.DeleteResponse, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "Delete", recover(), retErr) }()
 	t, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
 	}
 	if r.ExecID != "" {
-		if p.wasStarted() && !p.exited() {
-			return nil, fmt.Errorf("exec %q of task %q is still running: %w", r.ExecID, r.ID, errdefs.ErrFailedPrecondition)
+		if err := p.move("delete", stateDeleted, stateCreated, stateStopped); err != nil {
+			return nil, err
 		}
-		p.Delete(ctx)
 		t.removeExec(r.ExecID)
-		e := p.Exit()
+		p.Delete(ctx)
+		e := p.exitStatus()
 		return &taskAPI.DeleteResponse{Pid: uint32(e.Pid), ExitStatus: uint32(e.Status), ExitedAt: protobuf.ToTimestamp(e.ExitedAt)}, nil
 	}
 
-	s.lifecycle.Lock()
-	defer s.lifecycle.Unlock()
-	if p.wasStarted() && !p.exited() {
-		return nil, fmt.Errorf("task %q is still running: kill it first: %w", r.ID, errdefs.ErrFailedPrecondition)
+	t.ops.Lock()
+	defer t.ops.Unlock()
+	st := p.state()
+	if st != stateCreated && st != stateStopped {
+		if st == stateRunning || st == statePaused {
+			return nil, fmt.Errorf("task %q is still %s: kill it first: %w", r.ID, st, errdefs.ErrFailedPrecondition)
+		}
+		return nil, p.invalid("delete", st)
 	}
 	// A created but never started task may be deleted: the backend force-removes it.
-	if err := t.container.Delete(ctx, !p.wasStarted()); err != nil {
+	if err := t.container.Delete(ctx, st == stateCreated); err != nil {
 		return nil, err
 	}
-	<-p.Done()
+	// TaskDelete follows TaskExit.
+	select {
+	case <-p.stopped:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	for _, e := range t.execList() {
 		e.Delete(ctx)
 	}
@@ -423,11 +499,12 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (_ *task
 	}
 	os.RemoveAll(t.stateDir)
 	removeRecord(t.bundle)
+	p.move("delete", stateDeleted, stateStopped)
 	s.mu.Lock()
 	delete(s.tasks, r.ID)
 	s.mu.Unlock()
 
-	e := p.Exit()
+	e := p.exitStatus()
 	s.events.send(&eventstypes.TaskDelete{
 		ContainerID: r.ID,
 		Pid:         uint32(e.Pid),
@@ -438,7 +515,7 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (_ *task
 }
 
 func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (_ *ptypes.Empty, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "Exec", recover(), retErr) }()
 	t, err := s.get(r.ID)
 	if err != nil {
 		return nil, err
@@ -446,7 +523,7 @@ func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (_ *p
 	if err := validName("exec id", r.ExecID); err != nil {
 		return nil, err
 	}
-	if t.init.exited() {
+	if st := t.init.state(); st == stateStopped || st == stateDeleted {
 		return nil, fmt.Errorf("task %q has exited: %w", r.ID, errdefs.ErrFailedPrecondition)
 	}
 	var spec specs.Process
@@ -456,28 +533,35 @@ func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (_ *p
 	if len(spec.Args) == 0 {
 		return nil, fmt.Errorf("exec %q: process has no args: %w", r.ExecID, errdefs.ErrInvalidArgument)
 	}
-	p := &proc{execID: r.ExecID, stdio: runtime.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal}}
-	if err := t.addExec(p); err != nil {
+	if err := t.reserveExec(r.ExecID); err != nil {
 		return nil, err
 	}
-	pio, err := runtime.NewIO(ctx, r.ExecID, p.stdio)
+	// The exec is visible to other RPCs only once complete.
+	var p *proc
+	defer func() { t.addExec(r.ExecID, p) }()
+	stdio := runtime.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal}
+	pio, err := runtime.NewIO(ctx, r.ExecID, stdio)
 	if err != nil {
-		t.removeExec(r.ExecID)
 		return nil, err
 	}
+	made := false
+	defer func() {
+		if !made {
+			pio.Close()
+		}
+	}()
 	bp, err := t.container.Exec(ctx, &runtime.ExecRequest{ID: r.ExecID, Spec: &spec, IO: pio})
 	if err != nil {
-		pio.Close()
-		t.removeExec(r.ExecID)
 		return nil, err
 	}
-	p.Process = bp
+	made = true
+	p = newProc(r.ID, r.ExecID, bp, stdio)
 	s.events.send(&eventstypes.TaskExecAdded{ContainerID: r.ID, ExecID: r.ExecID})
 	return empty, nil
 }
 
 func (s *service) ResizePty(ctx context.Context, r *taskAPI.ResizePtyRequest) (_ *ptypes.Empty, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "ResizePty", recover(), retErr) }()
 	_, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
@@ -489,18 +573,18 @@ func (s *service) ResizePty(ctx context.Context, r *taskAPI.ResizePtyRequest) (_
 }
 
 func (s *service) State(ctx context.Context, r *taskAPI.StateRequest) (_ *taskAPI.StateResponse, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "State", recover(), retErr) }()
 	t, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
 	}
-	st := p.status(t.isPaused())
+	st := p.state()
 	resp := &taskAPI.StateResponse{
 		ID:       r.ID,
 		ExecID:   r.ExecID,
 		Bundle:   t.bundle,
 		Pid:      uint32(p.Pid()),
-		Status:   st,
+		Status:   st.status(),
 		Stdin:    p.stdio.Stdin,
 		Stdout:   p.stdio.Stdout,
 		Stderr:   p.stdio.Stderr,
@@ -509,8 +593,8 @@ func (s *service) State(ctx context.Context, r *taskAPI.StateRequest) (_ *taskAP
 	if r.ExecID != "" {
 		resp.ID = r.ExecID
 	}
-	if st == task.Status_STOPPED {
-		e := p.Exit()
+	if st == stateStopped || st == stateDeleted {
+		e := p.exitStatus()
 		resp.ExitStatus = uint32(e.Status)
 		resp.ExitedAt = protobuf.ToTimestamp(e.ExitedAt)
 	}
@@ -518,48 +602,56 @@ func (s *service) State(ctx context.Context, r *taskAPI.StateRequest) (_ *taskAP
 }
 
 func (s *service) Pause(ctx context.Context, r *taskAPI.PauseRequest) (_ *ptypes.Empty, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "Pause", recover(), retErr) }()
 	t, err := s.get(r.ID)
 	if err != nil {
 		return nil, err
 	}
-	if st := t.init.status(t.isPaused()); st != task.Status_RUNNING {
-		return nil, fmt.Errorf("task %q is %s, not running: %w", r.ID, statusName(st), errdefs.ErrFailedPrecondition)
+	t.ops.Lock()
+	defer t.ops.Unlock()
+	if err := t.init.require("pause", stateRunning); err != nil {
+		return nil, err
 	}
 	if err := t.container.Pause(ctx); err != nil {
 		return nil, err
 	}
-	t.setPaused(true)
-	s.events.send(&eventstypes.TaskPaused{ContainerID: r.ID})
+	// An init that exited meanwhile is stopped, not paused.
+	if t.init.move("pause", statePaused, stateRunning) == nil {
+		s.events.send(&eventstypes.TaskPaused{ContainerID: r.ID})
+	}
 	return empty, nil
 }
 
 func (s *service) Resume(ctx context.Context, r *taskAPI.ResumeRequest) (_ *ptypes.Empty, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "Resume", recover(), retErr) }()
 	t, err := s.get(r.ID)
 	if err != nil {
 		return nil, err
 	}
-	if st := t.init.status(t.isPaused()); st != task.Status_PAUSED {
-		return nil, fmt.Errorf("task %q is %s, not paused: %w", r.ID, statusName(st), errdefs.ErrFailedPrecondition)
+	t.ops.Lock()
+	defer t.ops.Unlock()
+	if err := t.init.require("resume", statePaused); err != nil {
+		return nil, err
 	}
 	if err := t.container.Resume(ctx); err != nil {
 		return nil, err
 	}
-	t.setPaused(false)
-	s.events.send(&eventstypes.TaskResumed{ContainerID: r.ID})
+	if t.init.move("resume", stateRunning, statePaused) == nil {
+		s.events.send(&eventstypes.TaskResumed{ContainerID: r.ID})
+	}
 	return empty, nil
 }
 
 func (s *service) Kill(ctx context.Context, r *taskAPI.KillRequest) (_ *ptypes.Empty, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "Kill", recover(), retErr) }()
 	t, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
 	}
 	sig := syscall.Signal(r.Signal)
+	st := p.state()
 	if r.All && r.ExecID == "" {
-		if p.exited() && len(t.execList()) == 0 {
+		if (st == stateStopped || st == stateDeleted) && len(t.execList()) == 0 {
 			return nil, fmt.Errorf("task %q has already exited: %w", r.ID, errdefs.ErrNotFound)
 		}
 		if err := t.container.KillAll(ctx, sig); err != nil {
@@ -567,8 +659,13 @@ func (s *service) Kill(ctx context.Context, r *taskAPI.KillRequest) (_ *ptypes.E
 		}
 		return empty, nil
 	}
-	if p.exited() {
+	switch {
+	case st == stateStopped || st == stateDeleted:
 		return nil, fmt.Errorf("process %q of task %q has already exited: %w", p.name(), r.ID, errdefs.ErrNotFound)
+	case st == stateCreated && r.ExecID != "":
+		// An exec that never started has no process to signal; a created init does
+		// (held before it runs its program).
+		return nil, p.invalid("kill", st)
 	}
 	if err := p.Kill(ctx, sig); err != nil {
 		return nil, err
@@ -577,7 +674,7 @@ func (s *service) Kill(ctx context.Context, r *taskAPI.KillRequest) (_ *ptypes.E
 }
 
 func (s *service) Pids(ctx context.Context, r *taskAPI.PidsRequest) (_ *taskAPI.PidsResponse, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "Pids", recover(), retErr) }()
 	t, err := s.get(r.ID)
 	if err != nil {
 		return nil, err
@@ -606,7 +703,7 @@ func (s *service) Pids(ctx context.Context, r *taskAPI.PidsRequest) (_ *taskAPI.
 }
 
 func (s *service) CloseIO(ctx context.Context, r *taskAPI.CloseIORequest) (_ *ptypes.Empty, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "CloseIO", recover(), retErr) }()
 	_, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
@@ -620,13 +717,15 @@ func (s *service) CloseIO(ctx context.Context, r *taskAPI.CloseIORequest) (_ *pt
 }
 
 func (s *service) Checkpoint(ctx context.Context, r *taskAPI.CheckpointTaskRequest) (_ *ptypes.Empty, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "Checkpoint", recover(), retErr) }()
 	t, err := s.get(r.ID)
 	if err != nil {
 		return nil, err
 	}
-	if t.init.exited() {
-		return nil, fmt.Errorf("task %q has exited: %w", r.ID, errdefs.ErrFailedPrecondition)
+	t.ops.Lock()
+	defer t.ops.Unlock()
+	if st := t.init.state(); st != stateRunning && st != statePaused {
+		return nil, fmt.Errorf("task %q is %s: only a running or paused task can be checkpointed: %w", r.ID, st, errdefs.ErrFailedPrecondition)
 	}
 	req := &runtime.CheckpointRequest{Path: r.Path}
 	if r.Options != nil && r.Options.GetTypeUrl() != "" {
@@ -642,7 +741,7 @@ func (s *service) Checkpoint(ctx context.Context, r *taskAPI.CheckpointTaskReque
 			}
 		}
 	}
-	if t.zfs == nil {
+	if t.zfs == nil || t.needs.OwnsCheckpoints {
 		if err := t.container.Checkpoint(ctx, req); err != nil {
 			return nil, err
 		}
@@ -654,7 +753,7 @@ func (s *service) Checkpoint(ctx context.Context, r *taskAPI.CheckpointTaskReque
 }
 
 func (s *service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (_ *ptypes.Empty, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "Update", recover(), retErr) }()
 	t, err := s.get(r.ID)
 	if err != nil {
 		return nil, err
@@ -663,7 +762,7 @@ func (s *service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (_ *
 	if r.Resources == nil || json.Unmarshal(r.Resources.Value, &res) != nil {
 		return nil, fmt.Errorf("update of task %q: malformed linux resources: %w", r.ID, errdefs.ErrInvalidArgument)
 	}
-	if t.init.exited() {
+	if st := t.init.state(); st == stateStopped || st == stateDeleted {
 		return nil, fmt.Errorf("task %q has exited: %w", r.ID, errdefs.ErrFailedPrecondition)
 	}
 	if err := t.container.Update(ctx, &res); err != nil {
@@ -672,23 +771,24 @@ func (s *service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (_ *
 	return empty, nil
 }
 
+// Wait returns once the process's TaskExit is out.
 func (s *service) Wait(ctx context.Context, r *taskAPI.WaitRequest) (_ *taskAPI.WaitResponse, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "Wait", recover(), retErr) }()
 	_, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
 	}
 	select {
-	case <-p.Done():
+	case <-p.stopped:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	e := p.Exit()
+	e := p.exitStatus()
 	return &taskAPI.WaitResponse{ExitStatus: uint32(e.Status), ExitedAt: protobuf.ToTimestamp(e.ExitedAt)}, nil
 }
 
 func (s *service) Stats(ctx context.Context, r *taskAPI.StatsRequest) (_ *taskAPI.StatsResponse, retErr error) {
-	defer func() { retErr = errgrpc.ToGRPC(retErr) }()
+	defer func() { retErr = rpcDone(ctx, "Stats", recover(), retErr) }()
 	t, err := s.get(r.ID)
 	if err != nil {
 		return nil, err
@@ -700,7 +800,8 @@ func (s *service) Stats(ctx context.Context, r *taskAPI.StatsRequest) (_ *taskAP
 	return &taskAPI.StatsResponse{Stats: typeurl.MarshalProto(st)}, nil
 }
 
-func (s *service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*taskAPI.ConnectResponse, error) {
+func (s *service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (_ *taskAPI.ConnectResponse, retErr error) {
+	defer func() { retErr = rpcDone(ctx, "Connect", recover(), retErr) }()
 	var pid int
 	if t, err := s.get(r.ID); err == nil {
 		pid = t.init.Pid()
@@ -709,28 +810,15 @@ func (s *service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*task
 }
 
 // Shutdown ends the shim process once it serves no task; a grouped shim stays for the rest.
-func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*ptypes.Empty, error) {
+func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (_ *ptypes.Empty, retErr error) {
+	defer func() { retErr = rpcDone(ctx, "Shutdown", recover(), retErr) }()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.tasks) > 0 {
+	if len(s.tasks) > 0 || len(s.creating) > 0 {
 		return empty, nil
 	}
 	s.shutdown.Shutdown()
 	return empty, nil
-}
-
-func statusName(st task.Status) string {
-	switch st {
-	case task.Status_CREATED:
-		return "created"
-	case task.Status_RUNNING:
-		return "running"
-	case task.Status_STOPPED:
-		return "stopped"
-	case task.Status_PAUSED:
-		return "paused"
-	}
-	return "unknown"
 }
 
 // checkpointZFS checkpoints a container whose root filesystem is on ZFS: a snapshot and a
@@ -747,12 +835,13 @@ func (s *service) checkpointZFS(ctx context.Context, t *containerTask, req *runt
 		return nil
 	}
 	// Frozen processes die of SIGKILL only once thawed.
-	if t.isPaused() {
+	if t.init.state() == statePaused {
 		if err := t.container.Resume(ctx); err != nil {
 			return fmt.Errorf("checkpoint task %q: thaw it to stop it after the checkpoint (exit): %w", t.id, err)
 		}
-		t.setPaused(false)
-		s.events.send(&eventstypes.TaskResumed{ContainerID: t.id})
+		if t.init.move("resume", stateRunning, statePaused) == nil {
+			s.events.send(&eventstypes.TaskResumed{ContainerID: t.id})
+		}
 	}
 	if err := t.container.KillAll(ctx, syscall.SIGKILL); err != nil {
 		return fmt.Errorf("checkpoint task %q: stop it after the checkpoint (exit): %w", t.id, err)

@@ -4,77 +4,11 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/errdefs"
 
 	"github.com/lxcri/lxcri/runtime"
 	"github.com/lxcri/lxcri/runtime/zfsroot"
 )
-
-// proc is the service's record of one process: the backend's process plus the status that
-// the task API reports and guards transitions with.
-type proc struct {
-	runtime.Process
-	execID string
-	stdio  runtime.Stdio
-
-	mu      sync.Mutex
-	started bool
-}
-
-func (p *proc) markStarted() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.started {
-		return fmt.Errorf("process %q already started: %w", p.name(), errdefs.ErrFailedPrecondition)
-	}
-	p.started = true
-	return nil
-}
-
-// unmarkStarted undoes markStarted after a start that failed.
-func (p *proc) unmarkStarted() {
-	p.mu.Lock()
-	p.started = false
-	p.mu.Unlock()
-}
-
-func (p *proc) wasStarted() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.started
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.Done():
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *proc) name() string {
-	if p.execID == "" {
-		return "init"
-	}
-	return p.execID
-}
-
-// status is what State reports: created until started, running until it exits, paused
-// while its container is frozen, then stopped.
-func (p *proc) status(paused bool) task.Status {
-	switch {
-	case p.exited():
-		return task.Status_STOPPED
-	case !p.wasStarted():
-		return task.Status_CREATED
-	case paused:
-		return task.Status_PAUSED
-	default:
-		return task.Status_RUNNING
-	}
-}
 
 // containerTask is one container of the shim with its init and exec processes.
 type containerTask struct {
@@ -86,16 +20,23 @@ type containerTask struct {
 	init      *proc
 	// zfs is the container's ZFS root filesystem, nil without [zfs].
 	zfs *zfsroot.Root
+	// needs is what the container's backend asks of the shim.
+	needs runtime.Needs
 	// killAllOnExit: the container shares a pid namespace, so its init's exit leaves the
 	// other processes running; see service.killRemaining.
 	killAllOnExit bool
 
-	mu      sync.Mutex
-	execs   map[string]*proc
-	paused  bool
-	running int           // started execs whose exit is not yet published
-	drained chan struct{} // closed once the init exited and no exec runs
-	initEnd bool
+	// ops serialises the RPCs that change the container as a whole (start of the init,
+	// pause, resume, checkpoint, delete): each checks the init's state, asks the backend,
+	// then records the new state, and two of them interleaved would record a lie.
+	ops sync.Mutex
+
+	mu       sync.Mutex
+	execs    map[string]*proc // complete execs, visible to every RPC
+	reserved map[string]bool  // exec ids whose Exec is under way
+	running  int              // started execs whose exit is not yet published
+	drained  chan struct{}    // closed once the init exited and no exec runs
+	initEnd  bool
 }
 
 func newContainerTask(id, bundle, stateDir, backend string, c runtime.Container, stdio runtime.Stdio) *containerTask {
@@ -105,13 +46,14 @@ func newContainerTask(id, bundle, stateDir, backend string, c runtime.Container,
 		stateDir:  stateDir,
 		backend:   backend,
 		container: c,
-		init:      &proc{Process: c.Init(), stdio: stdio},
+		init:      newProc(id, "", c.Init(), stdio),
 		execs:     map[string]*proc{},
+		reserved:  map[string]bool{},
 		drained:   make(chan struct{}),
 	}
 }
 
-// process finds the init ("") or an exec.
+// process finds the init ("") or a complete exec.
 func (t *containerTask) process(execID string) (*proc, error) {
 	if execID == "" {
 		return t.init, nil
@@ -125,27 +67,26 @@ func (t *containerTask) process(execID string) (*proc, error) {
 	return p, nil
 }
 
-func (t *containerTask) isPaused() bool {
+// reserveExec claims an exec id while its Exec is under way; the exec becomes visible
+// only with addExec, so no other RPC sees it half made.
+func (t *containerTask) reserveExec(id string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.paused
-}
-
-func (t *containerTask) setPaused(v bool) {
-	t.mu.Lock()
-	t.paused = v
-	t.mu.Unlock()
-}
-
-// addExec reserves an exec id.
-func (t *containerTask) addExec(p *proc) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, ok := t.execs[p.execID]; ok {
-		return fmt.Errorf("exec %q of task %q: %w", p.execID, t.id, errdefs.ErrAlreadyExists)
+	if _, ok := t.execs[id]; ok || t.reserved[id] {
+		return fmt.Errorf("exec %q of task %q: %w", id, t.id, errdefs.ErrAlreadyExists)
 	}
-	t.execs[p.execID] = p
+	t.reserved[id] = true
 	return nil
+}
+
+// addExec publishes a complete exec (p non-nil) or releases the reservation.
+func (t *containerTask) addExec(id string, p *proc) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.reserved, id)
+	if p != nil {
+		t.execs[id] = p
+	}
 }
 
 func (t *containerTask) removeExec(id string) {

@@ -48,6 +48,12 @@ func New(ctx context.Context, cfg *runtime.Config) (runtime.Backend, error) {
 
 func (b *backend) Name() string { return Name }
 
+// Needs: a local backend; the container runs on this host from the rootfs the shim
+// mounts, its processes are host processes, and checkpoints go to the shim's ZFS store.
+func (b *backend) Needs() runtime.Needs {
+	return runtime.Needs{HostRootfs: true, HostPids: true}
+}
+
 func (b *backend) cli(namespace, stateDir string) *runc.Runc {
 	return &runc.Runc{
 		Command:       b.binary,

@@ -43,6 +43,8 @@ const Name = "lxc"
 const (
 	configFile = "config"
 	logFile    = "lxc.log"
+	// oomCountFile is the OOM kill count the stop hook saves.
+	oomCountFile = "oom_kill"
 )
 
 type backend struct {
@@ -61,6 +63,12 @@ func New(ctx context.Context, cfg *runtime.Config) (runtime.Backend, error) {
 }
 
 func (b *backend) Name() string { return Name }
+
+// Needs: a local backend; the container runs on this host from the rootfs the shim
+// mounts, its processes are host processes, and checkpoints go to the shim's ZFS store.
+func (b *backend) Needs() runtime.Needs {
+	return runtime.Needs{HostRootfs: true, HostPids: true}
+}
 
 // names returns the LXC container name and lxcpath of a state directory.
 func names(id, stateDir string) (name, lxcpath string, err error) {
@@ -218,13 +226,12 @@ func checkHostLSM(spec *specs.Spec) error {
 		return nil
 	}
 	if p := spec.Process.ApparmorProfile; p != "" && p != "unconfined" {
-		b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
-		if err != nil || strings.TrimSpace(string(b)) != "Y" {
+		if !hostAppArmor() {
 			return &FieldError{Field: "process.apparmorProfile", Msg: fmt.Sprintf("AppArmor is not enabled on this host; cannot apply profile %q", p)}
 		}
 	}
 	if l := spec.Process.SelinuxLabel; l != "" {
-		if _, err := os.Stat("/sys/fs/selinux/enforce"); err != nil {
+		if !hostSELinux() {
 			return &FieldError{Field: "process.selinuxLabel", Msg: fmt.Sprintf("SELinux is not enabled on this host; cannot apply label %q", l)}
 		}
 	}
@@ -234,7 +241,7 @@ func checkHostLSM(spec *specs.Spec) error {
 // removeFiles removes what Create wrote into a container's directory (never the rootfs,
 // which lives in the bundle), and the directory when that leaves it empty.
 func removeFiles(dir string) {
-	for _, f := range []string{configFile, logFile, "seccomp.policy", "hooks"} {
+	for _, f := range []string{configFile, logFile, oomCountFile, "seccomp.policy", "hooks"} {
 		os.RemoveAll(filepath.Join(dir, f))
 	}
 	os.Remove(dir)

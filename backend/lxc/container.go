@@ -3,9 +3,11 @@ package lxc
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -13,20 +15,10 @@ import (
 	"github.com/containerd/log"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 
 	"github.com/lxcri/lxcri/runtime"
 	"github.com/lxcri/lxcri/runtime/cgroups"
 )
-
-// oomSettle bounds how long the init's exit waits for OOM events still on their way, so
-// that TaskOOM is published before TaskExit.
-const oomSettle = 200 * time.Millisecond
-
-// oomCatchUp bounds the wait for OOM events the kernel already counted at the init's
-// death: on cgroup v1 the notification reaches the watcher only after it sees the count
-// move, which can take a while on a loaded host.
-const oomCatchUp = 3 * time.Second
 
 type container struct {
 	b       *backend
@@ -48,14 +40,7 @@ type container struct {
 	started bool // Start was called (and did not fail before the helper ran)
 	cg      cgroups.Cgroup
 
-	oom         chan struct{}
-	oomWatching bool          // watchOOM ran
-	oomDone     chan struct{} // closed when the OOM forwarder ends
-	oomSent     atomic.Int64  // events forwarded
-	// oomAtDeath is the cgroup's OOM kill count sampled when the init died (-1: unknown);
-	// oomSampled is closed once it is set
-	oomAtDeath int64
-	oomSampled chan struct{}
+	oom chan struct{}
 }
 
 func newContainer(b *backend, req *runtime.CreateRequest, res *Result, name, lxcpath string) *container {
@@ -63,7 +48,7 @@ func newContainer(b *backend, req *runtime.CreateRequest, res *Result, name, lxc
 	c := &container{
 		b: b, id: req.ID, name: name, lxcpath: lxcpath, dir: req.StateDir, bundle: req.Bundle,
 		spec: req.Spec, res: res, exits: req.Exits, life: life, cancel: cancel,
-		oom: make(chan struct{}, 64), oomDone: make(chan struct{}), oomAtDeath: -1, oomSampled: make(chan struct{}),
+		oom: make(chan struct{}, 64),
 	}
 	c.init = &process{Proc: runtime.NewProc(req.ID, req.IO), c: c, init: true, pidfd: -1}
 	return c
@@ -100,12 +85,9 @@ func (c *container) launchInit(ctx context.Context) error {
 }
 
 // Start releases the init; it returns once the init runs the OCI process (or failed to).
+// The task service calls it once, for a created task.
 func (c *container) Start(ctx context.Context) error {
 	c.mu.Lock()
-	if c.started {
-		c.mu.Unlock()
-		return fmt.Errorf("container %s was started already: %w", c.id, errdefs.ErrFailedPrecondition)
-	}
 	c.started = true
 	c.mu.Unlock()
 	if c.init.Exited() {
@@ -143,26 +125,19 @@ func (c *container) cgroup() (cgroups.Cgroup, error) {
 
 // watchOOM forwards the cgroup's OOM events to the channel OOM returned at Create.
 func (c *container) watchOOM() {
-	c.mu.Lock()
-	c.oomWatching = true
-	c.mu.Unlock()
 	cg, err := c.cgroup()
 	if err != nil {
-		close(c.oomDone)
 		return
 	}
 	ch, err := cg.OOMEvents(c.life)
 	if err != nil {
 		log.L.WithError(err).WithField("id", c.id).Warn("lxc: cannot watch OOM events")
-		close(c.oomDone)
 		return
 	}
 	go func() {
-		defer close(c.oomDone)
 		for range ch {
 			select {
 			case c.oom <- struct{}{}:
-				c.oomSent.Add(1)
 			case <-c.life.Done():
 				return
 			}
@@ -170,87 +145,24 @@ func (c *container) watchOOM() {
 	}()
 }
 
-// sampleOOMAtDeath waits for the init to die (pidfd readable) and reads the cgroup's OOM
-// kill count at once, before liblxc's monitor removes the cgroup.
-func (c *container) sampleOOMAtDeath(pidfd int) {
-	defer unix.Close(pidfd)
-	defer close(c.oomSampled)
-	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
-	for {
-		if _, err := unix.Poll(fds, -1); err != unix.EINTR {
-			break
+// OOMCount is the number of OOM kills in the container's memory cgroup since it was made:
+// what the stop hook saved once the init died (liblxc removes the cgroup right after), or
+// the cgroup's own count while it lives.
+func (c *container) OOMCount() (uint64, bool) {
+	if c.res.OOMCountFile != "" {
+		if b, err := os.ReadFile(c.res.OOMCountFile); err == nil {
+			n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+			return n, err == nil
 		}
 	}
 	c.mu.Lock()
 	cg := c.cg
 	c.mu.Unlock()
 	if cg == nil {
-		return
+		return 0, false
 	}
-	if n, err := cg.OOMKilled(); err == nil {
-		c.mu.Lock()
-		c.oomAtDeath = int64(n)
-		c.mu.Unlock()
-	}
-}
-
-// settleOOM lets the OOM events of the ended init out before its exit is recorded, so
-// that TaskOOM precedes TaskExit: it waits until as many events were forwarded as the
-// kernel counted when the init died. When that count is unknown, it waits (a bounded
-// while) only after a SIGKILL, the OOM killer's signal.
-func (c *container) settleOOM(status int) {
-	c.mu.Lock()
-	watching := c.oomWatching
-	c.mu.Unlock()
-	if !watching {
-		return
-	}
-	deadline := time.After(oomSettle)
-	select {
-	case <-c.oomSampled:
-	case <-deadline:
-	}
-	c.mu.Lock()
-	target := c.oomAtDeath
-	c.mu.Unlock()
-	catchUp := time.After(oomCatchUp)
-	if target < 0 {
-		if status != 128+int(syscall.SIGKILL) {
-			return
-		}
-		// The count is gone with the cgroup: wait for the watch to end (it ends when the
-		// cgroup is removed, after forwarding what it saw), bounded.
-		select {
-		case <-c.oomDone:
-		case <-catchUp:
-		}
-		return
-	}
-	for c.oomSent.Load() < target {
-		select {
-		case <-c.oomDone:
-			c.sendMissedOOM(target)
-			return
-		case <-catchUp:
-			c.sendMissedOOM(target)
-			return
-		case <-time.After(time.Millisecond):
-		}
-	}
-}
-
-// sendMissedOOM sends the events the kernel counted but the watch did not see: when
-// liblxc's monitor removes the cgroup right after the kill, the watch ends before it can
-// read the count move.
-func (c *container) sendMissedOOM(target int64) {
-	for c.oomSent.Load() < target {
-		select {
-		case c.oom <- struct{}{}:
-			c.oomSent.Add(1)
-		default:
-			return
-		}
-	}
+	n, err := cg.OOMKilled()
+	return n, err == nil
 }
 
 func (c *container) OOM() <-chan struct{} { return c.oom }

@@ -31,10 +31,9 @@ type process struct {
 	spec     *specs.Process // exec only
 	execSpec []byte         // exec only: lxcri-start's spec record
 
-	mu      sync.Mutex
-	started bool // Start was called
-	pidfd   int  // -1 when closed
-	h       *helperRun
+	mu    sync.Mutex
+	pidfd int // -1 when closed
+	h     *helperRun
 	// init between Create and Start: the write end of the gate the helper's start-host
 	// hook waits on (a byte releases the init, EOF aborts it)
 	gate *os.File
@@ -93,13 +92,6 @@ func (p *process) Start(ctx context.Context) error {
 	if p.init {
 		return fmt.Errorf("the init process starts with the container: %w", errdefs.ErrFailedPrecondition)
 	}
-	p.mu.Lock()
-	if p.started {
-		p.mu.Unlock()
-		return fmt.Errorf("exec %s was started already: %w", p.ID(), errdefs.ErrFailedPrecondition)
-	}
-	p.started = true
-	p.mu.Unlock()
 	if p.c.init.Exited() || p.c.init.Pid() == 0 {
 		return fmt.Errorf("container %s is not running: %w", p.c.id, errdefs.ErrFailedPrecondition)
 	}
@@ -588,19 +580,11 @@ func (p *process) openPidfd(pid int) {
 	}
 	p.pidfd = fd
 	p.mu.Unlock()
-	if p.init {
-		if dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0); err == nil {
-			go p.c.sampleOOMAtDeath(dup)
-		}
-	}
 }
 
 // finish records the exit of the process (the helper's status is the process's, unless
 // the init was killed before it ran).
 func (p *process) finish(status int) {
-	if p.init {
-		p.c.settleOOM(status)
-	}
 	p.closeGate()
 	p.closeSlave()
 	p.mu.Lock()
@@ -633,9 +617,6 @@ var signalsIgnoredByDefault = map[syscall.Signal]bool{
 }
 
 func (p *process) Kill(ctx context.Context, sig syscall.Signal) error {
-	if p.Exited() {
-		return fmt.Errorf("process %s has already exited: %w", p.ID(), errdefs.ErrNotFound)
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.init && p.gate != nil && !signalsIgnoredByDefault[sig] {

@@ -12,21 +12,14 @@ import (
 	"strings"
 
 	"github.com/containerd/containerd/v2/pkg/identifiers"
-	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lxcri/lxcri/runtime"
 )
 
-// FieldError says which field of the OCI spec cannot be honoured, and why. It wraps
-// errdefs.ErrInvalidArgument.
-type FieldError struct {
-	// Field is the path of the field in the spec's JSON, e.g. "linux.resources.memory.swap"
-	// or "mounts[3].options".
-	Field string
-	Msg   string
-}
-
-func (e *FieldError) Error() string { return "OCI spec " + e.Field + ": " + e.Msg }
-func (e *FieldError) Unwrap() error { return errdefs.ErrInvalidArgument }
+// FieldError says which field of the OCI spec cannot be honoured, and why; it is the
+// one every backend uses.
+type FieldError = runtime.FieldError
 
 var plainKey = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_./:-]*$`)
 
@@ -40,7 +33,7 @@ func keyField(field, key string) string {
 }
 
 func fieldErr(field, format string, args ...any) error {
-	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+	return runtime.FieldErrorf(field, format, args...)
 }
 
 // File is a file the container's configuration refers to (seccomp policy, hook
@@ -58,6 +51,18 @@ type CgroupLayout struct {
 	// UnifiedControllers are the controllers on the v2 hierarchy of a hybrid host (here:
 	// hugetlb); ignored when Unified.
 	UnifiedControllers []string
+}
+
+// oomCounters is the file holding the oom_kill count of cgroup rel's memory controller.
+func (l CgroupLayout) oomCounters(rel string) string {
+	switch {
+	case l.Unified:
+		return "/sys/fs/cgroup/" + rel + "/memory.events"
+	case l.v2("memory"):
+		return "/sys/fs/cgroup/unified/" + rel + "/memory.events"
+	default:
+		return "/sys/fs/cgroup/memory/" + rel + "/memory.oom_control"
+	}
 }
 
 func (l CgroupLayout) v2(controller string) bool {
@@ -121,6 +126,9 @@ type Result struct {
 	CgroupPath string
 	// MonitorCgroupPath is the cgroup of the container's monitor (the start helper).
 	MonitorCgroupPath string
+	// OOMCountFile is where the stop hook saves the cgroup's OOM kill count before
+	// liblxc removes the cgroup ("" without a helper).
+	OOMCountFile string
 	// MonitorPivotPath is where liblxc moves the monitor before it exits.
 	MonitorPivotPath string
 	// Poststart and Poststop hooks run from the shim (host side), not from liblxc.

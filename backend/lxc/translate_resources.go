@@ -3,6 +3,7 @@ package lxc
 import (
 	"fmt"
 	"path"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -39,7 +40,17 @@ func (t *translator) cgroups() error {
 	if err := t.add("(name)", "lxc.cgroup.dir.monitor", t.r.MonitorCgroupPath); err != nil {
 		return err
 	}
-	return t.add("(name)", "lxc.cgroup.dir.monitor.pivot", t.r.MonitorPivotPath)
+	if err := t.add("(name)", "lxc.cgroup.dir.monitor.pivot", t.r.MonitorPivotPath); err != nil {
+		return err
+	}
+	if t.o.Helper == "" || t.o.Dir == "" {
+		return nil
+	}
+	// liblxc removes the container's cgroup as soon as the init died; the stop hook runs
+	// just before that and keeps the OOM kill count for the init's exit (TaskOOM before
+	// TaskExit, even when the kill and the removal beat the shim's watch).
+	t.r.OOMCountFile = filepath.Join(t.o.Dir, oomCountFile)
+	return t.addHook("(oom)", "stop", "oom-count", t.o.Cgroup.oomCounters(clean), t.r.OOMCountFile)
 }
 
 // cg adds a cgroup setting for controller's file, on whichever hierarchy holds the

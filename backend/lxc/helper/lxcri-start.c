@@ -60,6 +60,13 @@
  *       lxc.hook.start-host / lxc.hook.mount hook: runs the OCI hook FILE describes (see
  *       backend/lxc/translate_security.go, hookFile) with the container state on stdin.
  *
+ *   lxcri-start oom-count COUNTERS OUT
+ *       lxc.hook.stop hook: copies the "oom_kill N" count of the cgroup file COUNTERS
+ *       (memory.oom_control on cgroup v1, memory.events on v2) to OUT as "N\n". liblxc runs
+ *       stop hooks after the init died and before it removes the container's cgroup, so
+ *       the shim learns how many OOM kills there were even though the cgroup is gone by the
+ *       time it hears of the exit. A missing COUNTERS (no memory controller) writes nothing.
+ *
  * Gate (start): when file descriptor 5 is open, the init is held after its pid was
  * reported, before it runs its program (liblxc has set the container up): a byte read from
  * fd 5 releases it, end of file aborts the start. This is runc's create/start split.
@@ -1611,6 +1618,52 @@ static int do_oci_hook(int argc, char **argv)
 	return wait_hook(child, timeout, path);
 }
 
+/* --- oom-count ---------------------------------------------------------------------- */
+
+static int do_oom_count(int argc, char **argv)
+{
+	char buf[4096], tmp[PATH_MAX], *line;
+	unsigned long long n = 0;
+	int found = 0;
+	ssize_t len;
+	FILE *out;
+	int fd;
+
+	if (argc != 4) {
+		fprintf(stderr, "usage: lxcri-start oom-count COUNTERS OUT\n");
+		return 1;
+	}
+	fd = open(argv[2], O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : (fprintf(stderr, "lxcri-start oom-count: open %s: %s\n", argv[2], strerror(errno)), 1);
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (len < 0) {
+		fprintf(stderr, "lxcri-start oom-count: read %s: %s\n", argv[2], strerror(errno));
+		return 1;
+	}
+	buf[len] = '\0';
+	for (line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		if (strncmp(line, "oom_kill ", 9) == 0) {
+			n = strtoull(line + 9, NULL, 10);
+			found = 1;
+			break;
+		}
+	}
+	if (!found)
+		return 0;
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", argv[3]) >= (int)sizeof(tmp)) {
+		fprintf(stderr, "lxcri-start oom-count: path too long\n");
+		return 1;
+	}
+	out = fopen(tmp, "we");
+	if (!out || fprintf(out, "%llu\n", n) < 0 || fclose(out) != 0 || rename(tmp, argv[3]) < 0) {
+		fprintf(stderr, "lxcri-start oom-count: write %s: %s\n", argv[3], strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stderr, NULL, _IONBF, 0);
@@ -1622,6 +1675,8 @@ int main(int argc, char **argv)
 		return do_oci_hook(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "sysctl") == 0)
 		return do_sysctl(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "oom-count") == 0)
+		return do_oom_count(argc, argv);
 
 	open_report_fd();
 	if (argc >= 2 && strcmp(argv[1], "start") == 0)
