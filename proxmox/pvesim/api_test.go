@@ -332,6 +332,13 @@ func TestTaskFailsWithLog(t *testing.T) {
 	if !strings.HasSuffix(log, "TASK ERROR: "+want+"\n") {
 		t.Fatalf("log:\n%s", log)
 	}
+	tasks := c.call("GET", "/nodes/pvesim/tasks", url.Values{"errors": {"1"}, "vmid": {"100"}}).ok(t).([]any)
+	if len(tasks) != 1 || tasks[0].(map[string]any)["upid"] != upid || tasks[0].(map[string]any)["status"] != want {
+		t.Fatalf("failed tasks of CT 100: %v", tasks)
+	}
+	if tasks := c.call("GET", "/nodes/pvesim/tasks", url.Values{"typefilter": {"imgcopy"}}).ok(t).([]any); len(tasks) != 1 {
+		t.Fatalf("imgcopy tasks: %v", tasks)
+	}
 	// create_vm removes the config of a CT it failed to create
 	if a := c.call("GET", "/nodes/pvesim/lxc/100/config", nil); a.Code != 500 {
 		t.Fatalf("config after a failed create: %d %v", a.Code, a.Data)
@@ -381,6 +388,10 @@ func TestFaults(t *testing.T) {
 	upid := c.call("POST", "/nodes/pvesim/lxc", url.Values{"vmid": {"101"}, "ostemplate": {"local:vztmpl/t.tar"}}).upid(t)
 	if st := c.wait(s, upid); st["exitstatus"] != "storage went away" {
 		t.Fatalf("task-fail fault: %v", st)
+	}
+	// like a failed create in PVE, it leaves no CT behind
+	if a := c.call("GET", "/nodes/pvesim/lxc/101/config", nil); a.Code != 500 {
+		t.Fatalf("CT of a failed create task: %d %v", a.Code, a.Data)
 	}
 
 	// a task that never ends: still running when asked, ended by Close

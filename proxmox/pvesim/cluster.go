@@ -1,6 +1,7 @@
 package pvesim
 
 import (
+	"net"
 	"net/http"
 	"os"
 	"runtime"
@@ -25,6 +26,7 @@ func (s *Server) routes() {
 	s.route("GET", "/version", s.version)
 	s.route("GET", "/cluster/nextid", s.nextID)
 	s.route("GET", "/cluster/resources", s.resources)
+	s.route("GET", "/cluster/status", s.clusterStatus)
 	s.route("GET", "/nodes", s.nodeList)
 	s.route("GET", "/nodes/{node}/status", s.nodeStatus)
 	s.routesStorage()
@@ -53,6 +55,15 @@ func (s *Server) nextID(r *request) (any, error) {
 		}
 	}
 	return nil, errorf(http.StatusInternalServerError, "unable to get any free VMID in range [100, 999999999]")
+}
+
+// clusterStatus is a standalone node's: the node alone, no cluster entry.
+func (s *Server) clusterStatus(r *request) (any, error) {
+	host, _, _ := net.SplitHostPort(s.Addr())
+	return []map[string]any{{
+		"type": "node", "id": "node/" + s.cfg.Node, "name": s.cfg.Node, "nodeid": 0,
+		"ip": host, "local": 1, "online": 1, "level": "",
+	}}, nil
 }
 
 func (s *Server) nodeRow() map[string]any {

@@ -202,6 +202,11 @@ func (s *Server) lxcCreate(r *request) (any, error) {
 			return s.startLXC(ctx, t, c)
 		}
 		return nil
+	}, func() {
+		s.mu.Lock()
+		c.deleted = true
+		delete(s.cts, vmid)
+		s.mu.Unlock()
 	}), nil
 }
 

@@ -124,6 +124,12 @@ func (s *Server) lxcClone(r *request) (any, error) {
 		delete(nc.conf, "lock")
 		s.mu.Unlock()
 		return nil
+	}, func() {
+		s.mu.Lock()
+		nc.deleted = true
+		delete(s.cts, newid)
+		delete(c.conf, "lock")
+		s.mu.Unlock()
 	}), nil
 }
 

@@ -106,10 +106,10 @@ func (s *Server) snapCreate(r *request) (any, error) {
 		// storage snapshot
 		if state, _ := s.ctState(c.vmid); state == "running" {
 			if lc, err := s.lxcContainer(c.vmid); err == nil {
+				defer lxc.Release(lc)
 				if lc.Freeze() == nil {
 					defer lc.Unfreeze()
 				}
-				defer lxc.Release(lc)
 			}
 		}
 		if err := st.snapshot(ctx, vol, name); err != nil {

@@ -70,9 +70,16 @@ func (s *Server) renderLXC(vmid int, conf map[string]string, raw [][2]string, ro
 	add("lxc.include", "/usr/share/lxc/config/common.conf")
 	unpriv := conf["unprivileged"] == "1"
 	if unpriv {
-		add("lxc.include", "/usr/share/lxc/config/userns.conf")
+		// what LXC's userns.conf says, without its include of a directory LXC's
+		// packages do not always ship: an unprivileged CT keeps its capabilities and
+		// devices (its user namespace confines them)
+		for _, k := range []string{"lxc.cgroup.devices.deny", "lxc.cgroup.devices.allow", "lxc.cgroup2.devices.deny", "lxc.cgroup2.devices.allow", "lxc.cap.drop", "lxc.cap.keep", "lxc.tty.dir"} {
+			lines = append(lines, k+" =")
+		}
 	}
 	add("lxc.apparmor.profile", "unconfined")
+	add("lxc.autodev", "1")
+	add("lxc.cgroup.relative", "0")
 	arch := conf["arch"]
 	if arch == "" {
 		arch = "amd64"
@@ -95,14 +102,28 @@ func (s *Server) renderLXC(vmid int, conf map[string]string, raw [][2]string, ro
 	add("lxc.tty.max", tty)
 	add("lxc.console.logfile", filepath.Join(s.lxcPath, strconv.Itoa(vmid), "console.log"))
 	if unpriv {
+		// as pve-container: sys:mixed rather than userns.conf's sys:rw
+		add("lxc.mount.auto", "sys:mixed")
 		add("lxc.idmap", fmt.Sprintf("u 0 %d %d", unprivShift, unprivRange))
 		add("lxc.idmap", fmt.Sprintf("g 0 %d %d", unprivShift, unprivRange))
 	}
+	if conf["console"] == "0" {
+		add("lxc.console.path", "none")
+	}
+	add("lxc.environment", "TERM=linux")
 	entry := conf["entrypoint"]
 	if entry == "" {
 		entry = "/sbin/init"
 	}
+	if entry != "/sbin/init" {
+		// no init system sets /dev/shm up for an application container
+		add("lxc.mount.entry", "shm dev/shm tmpfs rw,nosuid,nodev,create=dir 0 0")
+	}
+	// LXC splits lxc.init.cmd on spaces, keeping '...' and "..." words whole but
+	// knowing no escaped quote: PVE's entrypoint goes there as it is, and so here.
 	add("lxc.init.cmd", entry)
+	// PVE 9.1 writes lxc.environment.runtime (LXC 6); LXC 5 has lxc.environment only,
+	// which also reaches the init process.
 	if env := conf["env"]; env != "" {
 		for _, kv := range strings.Split(env, "\x00") {
 			if kv != "" {
@@ -225,6 +246,11 @@ func (s *Server) startLXC(ctx context.Context, t *task, c *ct) error {
 	if err != nil {
 		return err
 	}
+	if conf["unprivileged"] == "1" {
+		if err := searchableByOthers(rootfs); err != nil {
+			return err
+		}
+	}
 	if _, err := s.renderLXC(c.vmid, conf, raw, rootfs); err != nil {
 		return err
 	}
@@ -236,16 +262,34 @@ func (s *Server) startLXC(ctx context.Context, t *task, c *ct) error {
 	defer lxc.Release(lc)
 	logFile := filepath.Join(s.lxcPath, strconv.Itoa(c.vmid), "lxc.log")
 	os.Remove(logFile)
-	lc.SetLogFile(logFile)
-	lc.SetLogLevel(lxc.WARN)
-	if err := lc.Start(); err != nil {
-		if b, rerr := os.ReadFile(logFile); rerr == nil && len(b) > 0 {
-			t.logf("%s", tail(string(b), 20))
+	if err := lc.SetLogFile(logFile); err != nil {
+		return fmt.Errorf("lxc log file: %w", err)
+	}
+	lc.SetLogLevel(lxc.INFO)
+	failed := func(err error) error {
+		// the task log gets LXC's errors, as PVE's start task shows lxc-start's
+		if b, rerr := os.ReadFile(logFile); rerr == nil {
+			var lines []string
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.Contains(l, " ERROR ") || strings.Contains(l, " WARN ") {
+					lines = append(lines, l)
+				}
+			}
+			t.logf("%s", tail(strings.Join(lines, "\n"), 30))
+		}
+		if b, rerr := os.ReadFile(filepath.Join(s.lxcPath, strconv.Itoa(c.vmid), "console.log")); rerr == nil && len(b) > 0 {
+			t.logf("console: %s", tail(string(b), 10))
+		}
+		if err != nil {
+			t.logf("%v", err)
 		}
 		return fmt.Errorf("startup for container '%d' failed", c.vmid)
 	}
+	if err := lc.Start(); err != nil {
+		return failed(err)
+	}
 	if !lc.Wait(lxc.RUNNING, 30*time.Second) {
-		return fmt.Errorf("startup for container '%d' failed", c.vmid)
+		return failed(nil)
 	}
 	s.mu.Lock()
 	c.started = time.Now()
@@ -341,7 +385,8 @@ func removeCgroupTree(rel string) {
 			return nil
 		})
 		for i := len(dirs) - 1; i >= 0; i-- {
-			for try := 0; try < 20; try++ {
+			// a monitor that just saw its container stop may still be in its cgroup
+			for try := 0; try < 200; try++ {
 				err := syscall.Rmdir(dirs[i])
 				if err == nil || errors.Is(err, syscall.ENOENT) || !errors.Is(err, syscall.EBUSY) {
 					break
@@ -370,4 +415,21 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// searchableByOthers checks that an unprivileged CT's root (host uid 100000) can reach its
+// rootfs: LXC mounts it from inside the CT's user namespace.
+func searchableByOthers(p string) error {
+	for d := filepath.Dir(p); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("unprivileged CT: its root (uid %d) cannot reach its rootfs: %s is mode %o; make the emulator's directory and its parents searchable (o+x)", unprivShift, d, fi.Mode().Perm())
+		}
+		if d == "/" {
+			return nil
+		}
+	}
 }

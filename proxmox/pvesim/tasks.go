@@ -62,8 +62,9 @@ type taskFn func(ctx context.Context, t *task) error
 
 // startTask forks a worker task and returns its UPID, which the API call answers at once.
 // A task fault chosen for the request makes the task fail without doing its work, or run
-// until the server closes.
-func (s *Server) startTask(r *request, typ, id string, fn taskFn) string {
+// until the server closes; undo then reverts what the API call did before forking (the
+// config a create registered), as a failing PVE worker leaves no half-made guest.
+func (s *Server) startTask(r *request, typ, id string, fn taskFn, undo ...func()) string {
 	s.mu.Lock()
 	s.taskSeq++
 	pid := uint32(os.Getpid())<<8 + s.taskSeq
@@ -95,6 +96,11 @@ func (s *Server) startTask(r *request, typ, id string, fn taskFn) string {
 			err = errors.New("interrupted by signal")
 		default:
 			err = runTask(s.ctx, t, fn)
+		}
+		if fault != nil {
+			for _, u := range undo {
+				u()
+			}
 		}
 		s.finishTask(t, err)
 	}()
