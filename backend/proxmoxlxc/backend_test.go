@@ -103,6 +103,12 @@ func TestCreateDeleteCleanup(t *testing.T) {
 	if ids := e.cts(t); len(ids) != 0 {
 		t.Fatalf("CTs %v after delete", ids)
 	}
+	// The init of a deleted created task ends, so the shim can publish its exit.
+	select {
+	case <-c.Init().Done():
+	default:
+		t.Fatal("the init of a deleted, never started container is not done")
+	}
 	if _, err := readRecord(req.Bundle); !os.IsNotExist(err) {
 		t.Fatalf("record after delete: %v", err)
 	}

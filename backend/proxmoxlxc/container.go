@@ -178,6 +178,11 @@ func (c *container) Delete(ctx context.Context, force bool) error {
 		return err
 	}
 	removeRecord(c.bundle)
+	// An init that never ran (a created task deleted, or one whose start failed) ends here:
+	// the shim publishes its exit and waits for it before TaskDelete.
+	if c.init.Pid() == 0 {
+		c.init.SetExited(128 + int(syscall.SIGKILL))
+	}
 	return nil
 }
 
