@@ -28,15 +28,14 @@ const pauseInCT = "/.lxcri/pause"
 type templateSpec struct {
 	Rootfs string // the mounted root filesystem
 	Pause  []byte // the lxcri-pause binary
-	Cwd    string
-	User   string // uid:gid
 }
 
 // buildTemplate writes an OCI archive (an OCI image layout in a tar, as `skopeo copy
 // oci-archive:` makes and PVE takes as a vztmpl) of the root filesystem plus the CT's
-// init, to w. Everything in it is deterministic, so the same image, cwd and user give the
-// same bytes and the same digest, which names the template in PVE's storage: a cache per
-// image.
+// init, to w. Everything in it is deterministic, so the same image gives the same bytes
+// and the same digest, which names the template in PVE's storage: a cache per image. The
+// task's process gets its cwd and user when it is attached, so they stay out of the image
+// config (a cwd missing from the image would keep the CT's init from starting).
 func buildTemplate(ctx context.Context, w io.Writer, t templateSpec, scratch string) (digest.Digest, error) {
 	empty, err := os.MkdirTemp(scratch, "empty")
 	if err != nil {
@@ -65,8 +64,6 @@ func buildTemplate(ctx context.Context, w io.Writer, t templateSpec, scratch str
 		Platform: ocispec.Platform{OS: "linux", Architecture: goarch()},
 		Config: ocispec.ImageConfig{
 			Entrypoint: []string{pauseInCT},
-			WorkingDir: t.Cwd,
-			User:       t.User,
 			StopSignal: "SIGTERM",
 		},
 		RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{rootDiff, pauseDiff}},

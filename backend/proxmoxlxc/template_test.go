@@ -19,7 +19,7 @@ func TestBuildTemplate(t *testing.T) {
 	os.MkdirAll(filepath.Join(root, "bin"), 0o755)
 	os.WriteFile(filepath.Join(root, "bin", "hello"), []byte("#!/bin/sh\necho hi\n"), 0o755)
 	os.Symlink("hello", filepath.Join(root, "bin", "hi"))
-	spec := templateSpec{Rootfs: root, Pause: []byte("PAUSE"), Cwd: "/srv", User: "1000:1000"}
+	spec := templateSpec{Rootfs: root, Pause: []byte("PAUSE")}
 
 	build := func(s templateSpec) ([]byte, string) {
 		var buf bytes.Buffer
@@ -35,13 +35,13 @@ func TestBuildTemplate(t *testing.T) {
 		t.Fatalf("two builds of one root differ: %s %s", da, db)
 	}
 	other := spec
-	other.User = "0:0"
+	other.Pause = []byte("PAUSE2")
 	if _, dc := build(other); dc == da {
-		t.Fatalf("another user gives the same template %s", dc)
+		t.Fatalf("another init gives the same template %s", dc)
 	}
 
-	// The archive is an OCI image layout whose manifest names a config with the init and
-	// the spec's cwd and user, and layers holding the root and the init.
+	// The archive is an OCI image layout whose manifest names a config with the init as
+	// entrypoint, and layers holding the root and the init.
 	files := map[string][]byte{}
 	tr := tar.NewReader(bytes.NewReader(a))
 	for {
@@ -65,7 +65,7 @@ func TestBuildTemplate(t *testing.T) {
 	json.Unmarshal(files[blobPath(idx.Manifests[0].Digest)], &m)
 	var cfg ocispec.Image
 	json.Unmarshal(files[blobPath(m.Config.Digest)], &cfg)
-	if cfg.Config.WorkingDir != "/srv" || cfg.Config.User != "1000:1000" || len(cfg.Config.Entrypoint) != 1 || cfg.Config.Entrypoint[0] != pauseInCT {
+	if len(cfg.Config.Entrypoint) != 1 || cfg.Config.Entrypoint[0] != pauseInCT {
 		t.Fatalf("image config %+v", cfg.Config)
 	}
 	if len(m.Layers) != 2 || len(cfg.RootFS.DiffIDs) != 2 {

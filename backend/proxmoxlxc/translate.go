@@ -8,34 +8,23 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lxcri/lxcri/runtime"
 )
 
-// FieldError says which field of the OCI spec a PVE CT cannot honour, and why. It wraps
-// errdefs.ErrInvalidArgument.
-type FieldError struct {
-	Field string
-	Msg   string
-}
-
-func (e *FieldError) Error() string { return "OCI spec " + e.Field + ": " + e.Msg + " (proxmox-lxc)" }
-func (e *FieldError) Unwrap() error { return errdefs.ErrInvalidArgument }
-
-func fieldErr(field, format string, args ...any) error {
-	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
-}
+// fieldErr is the error for a spec field a PVE CT cannot honour (InvalidArgument naming it).
+var fieldErr = runtime.FieldErrorf
 
 // CTSpec is what a CT is made of, translated from an OCI spec.
 type CTSpec struct {
-	// Options are PVE create keys (hostname, memory, swap, cores, cpulimit, cpuunits,
-	// entrypoint).
+	// Options are PVE create keys (hostname, memory, swap, cores, cpulimit, cpuunits).
 	Options map[string]any
-	// Env is the init's environment, set with PUT config after create: PVE replaces an env
-	// given at create with the image's.
-	Env []string
-	// Cwd and User (uid:gid) go into the OCI archive's image config, which is the only way
-	// PVE sets lxc.init.cwd and lxc.init.uid/gid (raw lxc keys are read-only in the API).
+	// Env, Cwd and User (uid:gid) are the process's; it gets them, and its args, when it is
+	// attached to the CT. The CT's own init is lxcri-pause, so PVE's entrypoint and env
+	// keys would not reach the process; the environment stays out of the CT config, where
+	// everyone with VM.Audit on the CT could read it.
+	Env  []string
 	Cwd  string
 	User string
 }
@@ -84,17 +73,17 @@ func translateProcess(p *specs.Process, ct *CTSpec) error {
 	if p.CommandLine != "" {
 		return fieldErr("process.commandLine", "is Windows-only")
 	}
-	ep, err := entrypoint(p.Args)
-	if err != nil {
-		return err
+	for i, a := range p.Args {
+		if strings.ContainsRune(a, 0) {
+			return fieldErr(fmt.Sprintf("process.args[%d]", i), "holds a NUL byte")
+		}
 	}
-	ct.Options["entrypoint"] = ep
 	for i, e := range p.Env {
 		if !strings.Contains(e, "=") || strings.HasPrefix(e, "=") {
 			return fieldErr(fmt.Sprintf("process.env[%d]", i), "want NAME=VALUE")
 		}
 		if strings.ContainsRune(e, 0) {
-			return fieldErr(fmt.Sprintf("process.env[%d]", i), "holds a NUL byte, PVE's separator")
+			return fieldErr(fmt.Sprintf("process.env[%d]", i), "holds a NUL byte")
 		}
 	}
 	ct.Env = slices.Clone(p.Env)
@@ -149,30 +138,6 @@ func translateProcess(p *specs.Process, ct *CTSpec) error {
 	return nil
 }
 
-// entrypoint renders args as PVE's entrypoint string, which becomes lxc.init.cmd, split by
-// LXC on blanks outside single or double quotes.
-func entrypoint(args []string) (string, error) {
-	parts := make([]string, len(args))
-	for i, a := range args {
-		field := fmt.Sprintf("process.args[%d]", i)
-		switch {
-		case a == "":
-			return "", fieldErr(field, "PVE's entrypoint cannot pass an empty argument")
-		case strings.ContainsAny(a, "\n\r\x00"):
-			return "", fieldErr(field, "PVE's entrypoint is one line")
-		case !strings.ContainsAny(a, " \t'\""):
-			parts[i] = a
-		case !strings.Contains(a, "'"):
-			parts[i] = "'" + a + "'"
-		case !strings.Contains(a, `"`):
-			parts[i] = `"` + a + `"`
-		default:
-			return "", fieldErr(field, "holds both quote characters, which PVE's entrypoint cannot pass")
-		}
-	}
-	return strings.Join(parts, " "), nil
-}
-
 // The mounts a PVE CT has anyway; containerd's default spec and the CRI list them.
 var ctMounts = map[string]bool{
 	"/proc": true, "/dev": true, "/dev/pts": true, "/dev/shm": true, "/dev/mqueue": true,
@@ -225,13 +190,42 @@ func translateLinux(l *specs.Linux, ct *CTSpec) error {
 	return nil
 }
 
+// ctDevices are the device rules every PVE CT has (pve-container's common LXC config):
+// mknod of any device, and the usual character devices. A spec may allow these; others
+// only root@pam could add.
+var ctDevices = map[string]bool{
+	"c *:* m": true, "b *:* m": true,
+	"c 1:3": true, "c 1:5": true, "c 1:7": true, "c 1:8": true, "c 1:9": true,
+	"c 5:0": true, "c 5:1": true, "c 5:2": true, "c 136:*": true, "c 10:200": true, "c 10:229": true,
+}
+
+func deviceRule(d specs.LinuxDeviceCgroup) (key string, rw bool) {
+	num := func(p *int64) string {
+		if p == nil || *p < 0 {
+			return "*"
+		}
+		return fmt.Sprint(*p)
+	}
+	typ := d.Type
+	if typ == "" || typ == "a" {
+		typ = "a"
+	}
+	key = typ + " " + num(d.Major) + ":" + num(d.Minor)
+	if d.Access == "m" {
+		return key + " m", false
+	}
+	return key, true
+}
+
 func translateResources(r *specs.LinuxResources, ct *CTSpec) error {
 	for i, d := range r.Devices {
-		// containerd's default: deny everything, which a CT's device list does anyway.
+		// containerd's default starts with deny-all, which a CT's device list does anyway.
 		if !d.Allow {
 			continue
 		}
-		return fieldErr(fmt.Sprintf("linux.resources.devices[%d]", i), "PVE allows devices only for root@pam (dev[n]), and no API token qualifies")
+		if key, _ := deviceRule(d); !ctDevices[key] {
+			return fieldErr(fmt.Sprintf("linux.resources.devices[%d]", i), "%s %s: PVE allows other devices only for root@pam (dev[n]), and no API token qualifies", key, d.Access)
+		}
 	}
 	if m := r.Memory; m != nil {
 		var limit int64

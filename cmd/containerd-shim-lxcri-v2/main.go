@@ -9,13 +9,15 @@ import (
 
 	"github.com/lxcri/lxcri/backend/crun"
 	"github.com/lxcri/lxcri/backend/lxc"
+	"github.com/lxcri/lxcri/backend/proxmoxlxc"
 	lxcshim "github.com/lxcri/lxcri/shim"
 )
 
 func main() {
 	backends := lxcshim.Registry{
-		crun.Name: crun.New,
-		lxc.Name:  lxc.New,
+		crun.Name:       crun.New,
+		lxc.Name:        lxc.New,
+		proxmoxlxc.Name: proxmoxlxc.New,
 	}
 	lxcshim.RegisterTaskPlugin(backends)
 	lxcshim.RegisterDebugPlugin()
