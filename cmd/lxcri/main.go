@@ -2,7 +2,8 @@
 
 // Command lxcri is the operator's tool beside containerd: is this host ready for each
 // backend (check), which containers do the shims manage (list, state), what configuration
-// does a container get (config), and which build is this (version).
+// does a container get (config), which checkpoints can go (prune), and which build is
+// this (version).
 //
 // Human output by default; --json for scripts.
 package main
@@ -26,6 +27,7 @@ Commands:
   list             containers the lxcri shims manage, per backend, with their ZFS dataset
   state ID         one container's state (-n NAMESPACE when the id is in several)
   config           the effective configuration: host file, runtime options, annotations
+  prune            free the ZFS datasets of checkpoints no containerd checkpoint image names
   version          lxcri's version, liblxc's, Go's
 
 Global flags:
@@ -85,13 +87,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdState(ctx, cargs, stdout, stderr)
 	case "config":
 		return cmdConfig(ctx, cargs, stdout, stderr)
+	case "prune":
+		return cmdPrune(ctx, cargs, stdout, stderr)
 	case "version":
 		return cmdVersion(ctx, cargs, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
-		fmt.Fprintf(stderr, "lxcri: unknown command %q (commands: %s)\n", cmd, strings.Join([]string{"check", "list", "state", "config", "version"}, ", "))
+		fmt.Fprintf(stderr, "lxcri: unknown command %q (commands: %s)\n", cmd, strings.Join([]string{"check", "list", "state", "config", "prune", "version"}, ", "))
 		return exitError(2)
 	}
 }

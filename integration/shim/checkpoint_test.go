@@ -299,7 +299,7 @@ func TestCheckpointBadInput(t *testing.T) {
 			waitStatus(t, env, "done", "STOPPED")
 			_, err = ts.Checkpoint(ctx, &tasks.CheckpointTaskRequest{ContainerID: "done"})
 			err = errgrpc.ToNative(err)
-			if !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "has exited") {
+			if !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "stopped") {
 				t.Errorf("checkpoint of a stopped task: %v, want FailedPrecondition", err)
 			}
 			ctrOK(t, env, "task", "rm", "done")
