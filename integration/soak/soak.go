@@ -292,7 +292,7 @@ type container struct {
 	c    client.Container
 	task client.Task
 	exit <-chan client.ExitStatus
-	out  *syncBuffer
+	out  *harness.SyncBuffer
 }
 
 func (r *runner) ioCreator(out io.Writer) cio.Creator {
@@ -315,7 +315,7 @@ func (r *runner) create(ctx context.Context, id, group string) (_ *container, re
 	if err != nil {
 		return nil, fmt.Errorf("new container: %w", err)
 	}
-	x := &container{c: c, out: &syncBuffer{}}
+	x := &container{c: c, out: &harness.SyncBuffer{}}
 	defer func() {
 		if retErr != nil {
 			r.remove(x)
@@ -343,7 +343,7 @@ func (r *runner) exec(ctx context.Context, x *container, execID string) error {
 	pspec := *spec.Process
 	pspec.Args = []string{"echo", execID}
 	pspec.Terminal = false
-	var out syncBuffer
+	var out harness.SyncBuffer
 	p, err := x.task.Exec(ctx, execID, &pspec, r.ioCreator(&out))
 	if err != nil {
 		return fmt.Errorf("exec: %w", err)
