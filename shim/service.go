@@ -296,7 +296,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	t = newContainerTask(r.ID, r.Bundle, stateDir, cfg.Backend, c, stdio)
 	t.zfs = zroot
 	t.needs = needs
-	t.killAllOnExit = !ownsPIDNamespace(spec)
+	t.killAllOnExit = !runtime.OwnsPIDNamespace(spec)
 	complete = true
 
 	s.events.send(&eventstypes.TaskCreate{
