@@ -283,8 +283,11 @@ func (s *Server) startLXC(ctx context.Context, t *task, c *ct) error {
 		return fmt.Errorf("startup for container '%d' failed", c.vmid)
 	}
 	// The container is started by lxc-start in its own process, as PVE starts it (through
-	// its systemd unit): liblxc moves the process that starts a container into the
-	// monitor's cgroup, which must not be the emulator (nor a test binary). PVE 9.1's LXC 6
+	// its systemd unit): a daemonized start in liblxc records the caller's pid as the
+	// "transient" pid and moves it into the monitor's cgroup beside the monitor. Were the
+	// caller the emulator, it would stay there after the CT stops, the cgroup could not be
+	// removed, and the CT's next start (a restart, a rollback with start) would fail to
+	// create it ("Failed to create monitor cgroup"). PVE 9.1's LXC 6
 	// splits lxc.init.cmd keeping quoted words whole; LXC 5 splits it on spaces only, so
 	// the words are split here as LXC 6 does and passed after "--" as the init's argv
 	// (exec, no shell).
