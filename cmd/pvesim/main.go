@@ -4,8 +4,8 @@
 //	pvesim --listen 127.0.0.1:8006 --dir DIR
 //
 // It writes DIR/ca.pem (the CA to verify it with), DIR/token_secret (mode 0600) and
-// DIR/lxcri.toml (a ready [proxmox] section). Its CTs are real LXC containers under
-// DIR/lxc; they are stopped and removed when pvesim stops.
+// DIR/lxcri.toml (lxcri's [proxmox] section, lxc_path included). Its CTs are real LXC
+// containers under DIR/lxc; they are stopped and removed when pvesim stops.
 package main
 
 import (

@@ -1,23 +1,20 @@
 package main
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"io"
-	"net/http"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/pelletier/go-toml/v2"
+	"github.com/lxcri/lxcri/proxmox"
+	"github.com/lxcri/lxcri/runtime"
 )
 
-// pvesim serves until SIGTERM, having written the CA, the secret and a ready [proxmox]
-// section that a client can use as it is.
+// pvesim serves until SIGTERM, having written the CA, the secret and a [proxmox] section
+// that lxcri's loader takes and its client uses as they are.
 func TestServeUntilStopped(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "pvesim")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -39,21 +36,10 @@ func TestServeUntilStopped(t *testing.T) {
 		}
 	}()
 
-	var cfg struct {
-		Proxmox struct {
-			URL             string `toml:"url"`
-			Node            string `toml:"node"`
-			TokenID         string `toml:"token_id"`
-			TokenSecretFile string `toml:"token_secret_file"`
-			CAFile          string `toml:"ca_file"`
-		} `toml:"proxmox"`
-	}
+	// the file as lxcri loads it (strictly), for the proxmox-lxc backend on this host
+	cfg := runtime.DefaultConfig()
 	for {
-		b, err := os.ReadFile(filepath.Join(dir, "lxcri.toml"))
-		if err == nil {
-			if err := toml.Unmarshal(b, &cfg); err != nil {
-				t.Fatal(err)
-			}
+		if _, err := os.Stat(filepath.Join(dir, "lxcri.toml")); err == nil {
 			break
 		}
 		select {
@@ -63,27 +49,25 @@ func TestServeUntilStopped(t *testing.T) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	ca, err := os.ReadFile(cfg.Proxmox.CAFile)
+	if err := cfg.MergeFile(filepath.Join(dir, "lxcri.toml"), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := proxmox.Validate(&cfg.Proxmox); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	client, err := proxmox.New(ctx, &cfg.Proxmox)
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret, err := os.ReadFile(cfg.Proxmox.TokenSecretFile)
-	if err != nil {
-		t.Fatal(err)
+	if fi, err := os.Stat(client.LXCPath()); err != nil || !fi.IsDir() || client.LXCPath() != filepath.Join(dir, "lxc") {
+		t.Fatalf("lxc_path %q is not the emulator's LXC path: %v", client.LXCPath(), err)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	req, _ := http.NewRequest("GET", cfg.Proxmox.URL+"/api2/json/nodes/"+cfg.Proxmox.Node+"/status", nil)
-	req.Header.Set("Authorization", "PVEAPIToken="+cfg.Proxmox.TokenID+"="+strings.TrimSpace(string(secret)))
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	if v, err := client.Version(ctx); err != nil || v.Release == "" {
+		t.Fatalf("version: %+v %v", v, err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), `"pveversion"`) {
-		t.Fatalf("node status: %s %s", resp.Status, body)
+	if cts, err := client.CTs(ctx); err != nil || len(cts) != 0 {
+		t.Fatalf("CTs on node %s: %v %v", client.Node(), cts, err)
 	}
 
 	cmd.Process.Signal(syscall.SIGTERM)

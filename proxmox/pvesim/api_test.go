@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/lxcri/lxcri/proxmox"
+	"github.com/lxcri/lxcri/runtime"
 )
 
 // The requests below are ones real PVE rejects with 400 "Parameter verification failed."
@@ -229,12 +232,23 @@ func TestClientFiles(t *testing.T) {
 	want := map[string]string{
 		"url": "https://" + s.Addr(), "node": "pvesim", "token_id": DefaultTokenID,
 		"token_secret_file": filepath.Join(s.Dir(), "token_secret"), "ca_file": filepath.Join(s.Dir(), "ca.pem"),
-		"storage": DefaultStorage, "template_storage": DefaultTemplateStorage,
+		"storage": DefaultStorage, "template_storage": DefaultTemplateStorage, "lxc_path": s.LXCPath(),
 	}
 	for k, v := range want {
 		if cfg.Proxmox[k] != v {
 			t.Errorf("lxcri.toml %s = %q, want %q", k, cfg.Proxmox[k], v)
 		}
+	}
+	// lxcri's own loader (strict about keys) and the [proxmox] validation take it as it is
+	lc := runtime.DefaultConfig()
+	if err := lc.MergeFile(filepath.Join(s.Dir(), "lxcri.toml"), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := proxmox.Validate(&lc.Proxmox); err != nil {
+		t.Fatal(err)
+	}
+	if lc.Proxmox.LXCPath != s.LXCPath() {
+		t.Errorf("loaded lxc_path %q, want %q", lc.Proxmox.LXCPath, s.LXCPath())
 	}
 	if strings.Contains(string(tb), s.TokenSecret()) {
 		t.Error("lxcri.toml holds the secret")

@@ -22,6 +22,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pelletier/go-toml/v2"
 )
 
 // Defaults of Config.
@@ -387,7 +389,9 @@ func newUUID() string {
 }
 
 // writeClientFiles writes what a client needs to talk to this node: the CA, the token
-// secret (0600) and a ready [proxmox] section for lxcri.
+// secret (0600) and lxcri's [proxmox] section for a shim on this host, complete for the
+// proxmox-lxc backend: lxc_path is the emulator's, where that backend attaches to the
+// CTs as pct exec does on a node.
 func (s *Server) writeClientFiles() error {
 	dir := s.cfg.Dir
 	if err := writeFileAtomic(filepath.Join(dir, "ca.pem"), s.caPEM, 0o644); err != nil {
@@ -397,17 +401,24 @@ func (s *Server) writeClientFiles() error {
 	if err := writeFileAtomic(secretFile, []byte(s.cfg.TokenSecret+"\n"), 0o600); err != nil {
 		return err
 	}
-	toml := fmt.Sprintf(`# Written by pvesim: a [proxmox] section for the emulated node at %s.
-[proxmox]
-url = %q
-node = %q
-token_id = %q
-token_secret_file = %q
-ca_file = %q
-storage = %q
-template_storage = %q
-`, s.apiBase, s.apiBase, s.cfg.Node, s.cfg.TokenID, secretFile, filepath.Join(dir, "ca.pem"), DefaultStorage, DefaultTemplateStorage)
-	return writeFileAtomic(filepath.Join(dir, "lxcri.toml"), []byte(toml), 0o644)
+	// go-toml quotes the values (paths may hold any character); the keys are those of
+	// lxcri's [proxmox] section, which its loader checks strictly.
+	body, err := toml.Marshal(map[string]any{"proxmox": map[string]string{
+		"url":               s.apiBase,
+		"node":              s.cfg.Node,
+		"token_id":          s.cfg.TokenID,
+		"token_secret_file": secretFile,
+		"ca_file":           filepath.Join(dir, "ca.pem"),
+		"storage":           DefaultStorage,
+		"template_storage":  DefaultTemplateStorage,
+		"lxc_path":          s.lxcPath,
+	}})
+	if err != nil {
+		return fmt.Errorf("pvesim: lxcri.toml: %w", err)
+	}
+	head := "# Written by pvesim: lxcri's [proxmox] section for the emulated node " + s.cfg.Node + ",\n" +
+		"# for a shim on this host (lxc_path is the emulator's LXC path).\n"
+	return writeFileAtomic(filepath.Join(dir, "lxcri.toml"), append([]byte(head), body...), 0o644)
 }
 
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
