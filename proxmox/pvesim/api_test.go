@@ -423,7 +423,14 @@ func TestFaults(t *testing.T) {
 		t.Fatal("unknown fault kind accepted")
 	}
 	if err := s.AddFault(Fault{Kind: FaultError, Status: 404}); err == nil {
-		t.Fatal("non-5xx error fault accepted")
+		t.Fatal("a 404 error fault accepted")
+	}
+	// a 403 is PVE's answer to a token that lacks a privilege
+	if err := s.AddFault(Fault{Method: "GET", Path: "^/nodes/[^/]+/lxc$", Kind: FaultError, Status: 403, Message: "Permission check failed (/vms, VM.Audit)", Times: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if a := c.call("GET", "/nodes/pvesim/lxc", nil); a.Code != 403 || a.Msg != "Permission check failed (/vms, VM.Audit)\n" {
+		t.Fatalf("403 fault: %d %q", a.Code, a.Msg)
 	}
 }
 

@@ -44,7 +44,8 @@ type Fault struct {
 	Kind FaultKind `json:"kind"`
 	// Delay is the latency of FaultLatency, in Go duration syntax in JSON ("250ms").
 	Delay Duration `json:"delay,omitempty"`
-	// Status is the HTTP status of FaultError (500..599; default 500).
+	// Status is the HTTP status of FaultError: 500..599 (default 500), or 403 for a token
+	// that lacks a privilege (PVE's message: "Permission check failed (PATH, PRIVILEGE)").
 	Status int `json:"status,omitempty"`
 	// Message is the error message of FaultError and FaultTaskFail.
 	Message string `json:"message,omitempty"`
@@ -88,8 +89,8 @@ func (f *Fault) validate() error {
 		if f.Status == 0 {
 			f.Status = http.StatusInternalServerError
 		}
-		if f.Status < 500 || f.Status > 599 {
-			return fmt.Errorf("fault %s: status %d is not 5xx", f.Kind, f.Status)
+		if f.Status != http.StatusForbidden && (f.Status < 500 || f.Status > 599) {
+			return fmt.Errorf("fault %s: status %d is neither 403 nor 5xx", f.Kind, f.Status)
 		}
 	case FaultTaskFail, FaultTaskHang, FaultDrop, FaultUnauthorized:
 	default:
