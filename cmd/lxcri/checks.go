@@ -361,13 +361,3 @@ func checkZFS(ctx context.Context, env *checkEnv) []Result {
 	}
 	return rs
 }
-
-// checkProxmox checks the [proxmox] section once the configuration has one; without it the
-// Proxmox backends are not configured and there is nothing to check.
-func checkProxmox(ctx context.Context, env *checkEnv) []Result {
-	sec, ok := proxmoxSection(env.cfg)
-	if !ok {
-		return nil
-	}
-	return checkPVE(ctx, sec)
-}

@@ -4,13 +4,8 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/pem"
 	"flag"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -180,85 +175,6 @@ func TestProgress(t *testing.T) {
 	out := buf.String()
 	if !strings.Contains(out, "checking zfs: pool") || strings.Contains(out, "checking host") || !strings.HasSuffix(out, "\r\033[K") {
 		t.Errorf("progress output %q", out)
-	}
-}
-
-// TestProxmoxSection: without a [proxmox] section (or with the Config of a build that has
-// none) there is nothing to check.
-func TestProxmoxSection(t *testing.T) {
-	if _, ok := proxmoxSection(runtime.DefaultConfig()); ok {
-		t.Error("an empty configuration has a [proxmox] section")
-	}
-	if rs := checkProxmox(context.Background(), &checkEnv{cfg: runtime.DefaultConfig()}); len(rs) != 0 {
-		t.Errorf("proxmox checks without [proxmox]: %+v", rs)
-	}
-}
-
-// TestCheckPVE: the PVE checks against an HTTPS server that accepts one API token and lets
-// it list one node's containers: the right token is ok with the CA file or the certificate's
-// fingerprint; a wrong secret, a wrong fingerprint, an open secret file and a node the token
-// may not see each fail with the reason.
-func TestCheckPVE(t *testing.T) {
-	const tokenID, secret = "root@pam!lxcri", "0a1b2c3d-s3cret"
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "PVEAPIToken="+tokenID+"="+secret {
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		switch r.URL.Path {
-		case "/api2/json/version":
-			io.WriteString(w, `{"data":{"version":"9.1"}}`)
-		case "/api2/json/nodes/pve1/lxc":
-			io.WriteString(w, `{"data":[]}`)
-		default:
-			w.WriteHeader(http.StatusForbidden)
-		}
-	}))
-	defer srv.Close()
-	dir := t.TempDir()
-	ca := filepath.Join(dir, "ca.pem")
-	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644)
-	sum := sha256.Sum256(srv.Certificate().Raw)
-	fp := hex.EncodeToString(sum[:])
-	good := filepath.Join(dir, "secret")
-	os.WriteFile(good, []byte(secret+"\n"), 0o600)
-	bad := filepath.Join(dir, "bad")
-	os.WriteFile(bad, []byte("wrong"), 0o600)
-	open := filepath.Join(dir, "open")
-	os.WriteFile(open, []byte(secret), 0o644)
-
-	base := pveSettings{URL: srv.URL, Node: "pve1", TokenID: tokenID, TokenSecretFile: good, CAFile: ca}
-	with := func(f func(*pveSettings)) pveSettings { s := base; f(&s); return s }
-	for _, tc := range []struct {
-		name   string
-		s      pveSettings
-		key    string
-		status Status
-		detail string
-	}{
-		{"ca file", base, "permissions", OK, "pve1"},
-		{"fingerprint", with(func(s *pveSettings) { s.CAFile, s.Fingerprint = "", fp }), "TLS", OK, "fingerprint"},
-		{"insecure", with(func(s *pveSettings) { s.CAFile, s.Insecure = "", true }), "TLS", Warn, "insecure_skip_verify"},
-		{"system CAs", with(func(s *pveSettings) { s.CAFile = "" }), "reachability", Fail, "certificate"},
-		{"wrong fingerprint", with(func(s *pveSettings) { s.CAFile, s.Fingerprint = "", strings.Repeat("ab", 32) }), "reachability", Fail, "fingerprint"},
-		{"wrong token", with(func(s *pveSettings) { s.TokenSecretFile = bad }), "token", Fail, "refuses token " + tokenID},
-		{"open secret file", with(func(s *pveSettings) { s.TokenSecretFile = open }), "token secret", Fail, "readable by group or others"},
-		{"other node", with(func(s *pveSettings) { s.Node = "pve2" }), "permissions", Fail, "403"},
-		{"incomplete", with(func(s *pveSettings) { s.TokenID = "" }), "configuration", Fail, "token_id"},
-	} {
-		rs := checkPVE(context.Background(), tc.s)
-		var got *Result
-		for i := range rs {
-			if rs[i].Name == tc.key {
-				got = &rs[i]
-			}
-			if strings.Contains(rs[i].Detail, secret) || strings.Contains(rs[i].Fix, secret) {
-				t.Errorf("%s: the secret is in %+v", tc.name, rs[i])
-			}
-		}
-		if got == nil || got.Status != tc.status || !strings.Contains(got.Detail, tc.detail) {
-			t.Errorf("%s: %q is %+v, want %s with %q (all: %+v)", tc.name, tc.key, got, tc.status, tc.detail, rs)
-		}
 	}
 }
 

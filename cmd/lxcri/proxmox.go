@@ -4,191 +4,163 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
-	"os"
-	"reflect"
+	"sort"
 	"strings"
 	"time"
 
+	"github.com/containerd/errdefs"
+
+	"github.com/lxcri/lxcri/proxmox"
 	"github.com/lxcri/lxcri/runtime"
 )
 
-// pveSettings are the [proxmox] keys `lxcri check` needs.
-type pveSettings struct {
-	URL, Node, TokenID, TokenSecretFile, CAFile, Fingerprint string
-	Insecure                                                 bool
+// pveCheckTimeout bounds the PVE checks: the client retries an unreachable node with
+// backoff, which must not hold `lxcri check` for the client's whole timeout.
+const pveCheckTimeout = 20 * time.Second
+
+// proxmoxUsers lists where the configuration chooses a Proxmox backend: as the default or
+// in a [[route]].
+func proxmoxUsers(cfg *runtime.Config) []string {
+	var out []string
+	isPVE := func(b string) bool { return strings.HasPrefix(b, "proxmox-") }
+	if isPVE(cfg.Backend) {
+		out = append(out, "backend = \""+cfg.Backend+"\"")
+	}
+	for i, r := range cfg.Routes {
+		if isPVE(r.Backend) {
+			out = append(out, fmt.Sprintf("[[route]] %d (backend %s)", i+1, r.Backend))
+		}
+	}
+	return out
 }
 
-// proxmoxSection reads the [proxmox] table of cfg by its TOML keys, so that this tool
-// builds with and without the Proxmox backends' configuration; ok is false when the
-// configuration has no such table or it is empty.
-func proxmoxSection(cfg *runtime.Config) (pveSettings, bool) {
-	var s pveSettings
-	if cfg == nil {
-		return s, false
+// checkProxmox checks the [proxmox] section when the configuration names a Proxmox backend
+// or has the section; otherwise the Proxmox backends are not in use and there is nothing
+// to check.
+func checkProxmox(ctx context.Context, env *checkEnv) []Result {
+	if env.cfg == nil {
+		return nil
 	}
-	v := reflect.ValueOf(cfg).Elem()
-	f, ok := v.Type().FieldByName("Proxmox")
-	if !ok {
-		return s, false
-	}
-	sec := v.FieldByIndex(f.Index)
-	if sec.Kind() == reflect.Pointer {
-		if sec.IsNil() {
-			return s, false
-		}
-		sec = sec.Elem()
-	}
-	if sec.Kind() != reflect.Struct || sec.IsZero() {
-		return s, false
-	}
-	strs := map[string]*string{"url": &s.URL, "node": &s.Node, "token_id": &s.TokenID,
-		"token_secret_file": &s.TokenSecretFile, "ca_file": &s.CAFile, "fingerprint": &s.Fingerprint}
-	for i := 0; i < sec.NumField(); i++ {
-		key, _, _ := strings.Cut(sec.Type().Field(i).Tag.Get("toml"), ",")
-		fv := sec.Field(i)
-		if p, ok := strs[key]; ok && fv.Kind() == reflect.String {
-			*p = fv.String()
-		}
-		if key == "insecure_skip_verify" && fv.Kind() == reflect.Bool {
-			s.Insecure = fv.Bool()
-		}
-	}
-	return s, true
-}
-
-// checkPVE: the token's secret file, TLS to the PVE API, the token, and its permission to
-// see the node's containers.
-func checkPVE(ctx context.Context, s pveSettings) []Result {
-	const c = "proxmox"
-	var rs []Result
-	if s.URL == "" || s.Node == "" || s.TokenID == "" || s.TokenSecretFile == "" {
-		return []Result{res(c, "configuration", Fail, "[proxmox] needs url, node, token_id and token_secret_file", "complete the [proxmox] section")}
-	}
-	secret, err := readSecret(s.TokenSecretFile)
-	if err != nil {
-		return []Result{res(c, "token secret", Fail, err.Error(), "chmod 0600 "+s.TokenSecretFile+" (owned by root), holding the token's secret only")}
-	}
-	rs = append(rs, res(c, "token secret", OK, s.TokenSecretFile+" (mode 0600 or stricter)", ""))
-
-	tlsCfg, mode, err := pveTLS(s)
-	if err != nil {
-		return append(rs, res(c, "TLS", Fail, err.Error(), "set [proxmox] ca_file to the node's CA (/etc/pve/pve-root-ca.pem) or fingerprint to its certificate's SHA-256"))
-	}
-	base := strings.TrimSuffix(s.URL, "/")
-	if !strings.HasSuffix(base, "/api2/json") {
-		base += "/api2/json"
-	}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}
-	get := func(path string) (int, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
-		if err != nil {
-			return 0, err
-		}
-		req.Header.Set("Authorization", "PVEAPIToken="+s.TokenID+"="+secret)
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		resp.Body.Close()
-		return resp.StatusCode, nil
-	}
-	code, err := get("/version")
-	if err != nil {
-		var uerr *url.Error
-		msg := err.Error()
-		if errors.As(err, &uerr) {
-			msg = uerr.Err.Error()
-		}
-		return append(rs, res(c, "reachability", Fail, s.URL+": "+msg, "check [proxmox] url and the TLS settings (ca_file or fingerprint)"))
-	}
-	st := OK
-	if mode == "insecure_skip_verify" {
-		st = Warn
-	}
-	rs = append(rs, res(c, "TLS", st, "verified by "+mode, "set [proxmox] ca_file or fingerprint instead of insecure_skip_verify"))
-	switch code {
-	case http.StatusOK:
-		rs = append(rs, res(c, "token", OK, s.TokenID+" accepted by "+s.URL, ""))
-	case http.StatusUnauthorized:
-		return append(rs, res(c, "token", Fail, "PVE refuses token "+s.TokenID+" (401)", "check token_id (user@realm!name) and the secret file; pveum user token list USER"))
-	default:
-		return append(rs, res(c, "token", Fail, fmt.Sprintf("GET /version answers %d", code), "check [proxmox] url"))
-	}
-	switch code, err := get("/nodes/" + url.PathEscape(s.Node) + "/lxc"); {
-	case err != nil:
-		rs = append(rs, res(c, "permissions", Fail, err.Error(), ""))
-	case code == http.StatusOK:
-		rs = append(rs, res(c, "permissions", OK, "the token may list node "+s.Node+"'s containers", ""))
-	case code == http.StatusForbidden:
-		rs = append(rs, res(c, "permissions", Fail, "the token may not list node "+s.Node+"'s containers (403: VM.Audit missing)",
-			"pveum acl modify / --tokens "+s.TokenID+" --roles PVEVMAdmin (and privilege separation off, or the same ACL on the token)"))
-	default:
-		rs = append(rs, res(c, "permissions", Fail, fmt.Sprintf("GET /nodes/%s/lxc answers %d", s.Node, code), "check [proxmox] node"))
-	}
-	return rs
-}
-
-// readSecret reads a token secret file, refusing one others may read.
-func readSecret(p string) (string, error) {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return "", fmt.Errorf("token_secret_file: %v", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("token_secret_file %s is readable by group or others (mode %04o)", p, fi.Mode().Perm())
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return "", fmt.Errorf("token_secret_file: %v", err)
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return "", fmt.Errorf("token_secret_file %s is empty", p)
-	}
-	return s, nil
-}
-
-// pveTLS builds the TLS configuration [proxmox] asks for, and says how the server is verified.
-func pveTLS(s pveSettings) (*tls.Config, string, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	switch {
-	case s.Insecure:
-		cfg.InsecureSkipVerify = true
-		return cfg, "insecure_skip_verify", nil
-	case s.Fingerprint != "":
-		want := strings.ToLower(strings.ReplaceAll(s.Fingerprint, ":", ""))
-		cfg.InsecureSkipVerify = true // replaced by the pin below
-		cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
-			if len(raw) == 0 {
-				return errors.New("no server certificate")
-			}
-			sum := sha256.Sum256(raw[0])
-			if got := hex.EncodeToString(sum[:]); got != want {
-				return fmt.Errorf("server certificate fingerprint %s does not match [proxmox] fingerprint", got)
-			}
+	users := proxmoxUsers(env.cfg)
+	if env.cfg.Proxmox == (runtime.ProxmoxConfig{}) {
+		if len(users) == 0 {
 			return nil
 		}
-		return cfg, "fingerprint", nil
-	case s.CAFile != "":
-		pem, err := os.ReadFile(s.CAFile)
-		if err != nil {
-			return nil, "", fmt.Errorf("ca_file: %v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, "", fmt.Errorf("ca_file %s holds no PEM certificate", s.CAFile)
-		}
-		cfg.RootCAs = pool
-		return cfg, "ca_file " + s.CAFile, nil
-	default:
-		return cfg, "the system's CAs", nil
+		return []Result{res("proxmox", "configuration", Fail, configPath()+": "+strings.Join(users, ", ")+" needs a [proxmox] section, which is missing",
+			"add [proxmox] with url, node, token_id, token_secret_file, storage and template_storage (see contrib/config.toml)")}
 	}
+	return checkPVE(ctx, &env.cfg.Proxmox)
+}
+
+// checkPVE checks a [proxmox] section the way the Proxmox backends will use it, with the
+// same client: the section itself, the token's secret file, that the node's API answers
+// over verified TLS, that it accepts the token, that the node and both storages exist (with
+// the content types the backends need) and that the token may list the node's CTs. Each
+// line says which of these fails.
+func checkPVE(ctx context.Context, pc *runtime.ProxmoxConfig) []Result {
+	const c = "proxmox"
+	if err := proxmox.Validate(pc); err != nil {
+		return []Result{res(c, "configuration", Fail, err.Error(), "correct the [proxmox] section of "+configPath())}
+	}
+	client, err := proxmox.New(ctx, pc)
+	if err != nil {
+		return []Result{res(c, "token secret", Fail, err.Error(), "chmod 0600 "+pc.TokenSecretFile+" (owned by root), holding the token's secret only")}
+	}
+	rs := []Result{res(c, "token secret", OK, pc.TokenSecretFile+" (mode 0600 or stricter)", "")}
+	ctx, cancel := context.WithTimeout(ctx, pveCheckTimeout)
+	defer cancel()
+
+	tlsMode := "the system's CAs"
+	switch {
+	case pc.InsecureSkipVerify:
+		tlsMode = "insecure_skip_verify"
+	case pc.Fingerprint != "":
+		tlsMode = "fingerprint " + pc.Fingerprint
+	case pc.CAFile != "":
+		tlsMode = "ca_file " + pc.CAFile
+	}
+	tlsFix := "set [proxmox] ca_file to the node's CA (/etc/pve/pve-root-ca.pem) or fingerprint to its certificate's SHA-256"
+	v, err := client.Version(ctx)
+	switch {
+	case err == nil, errdefs.IsUnauthorized(err):
+		// an answer, even a 401, means the node is reachable over verified TLS
+		rs = append(rs, res(c, "reachability", OK, pc.URL+" answers", ""))
+		if pc.InsecureSkipVerify {
+			rs = append(rs, res(c, "TLS", Warn, "not verified (insecure_skip_verify)", tlsFix+" instead of insecure_skip_verify"))
+		} else {
+			rs = append(rs, res(c, "TLS", OK, "verified by "+tlsMode, ""))
+		}
+	case errdefs.IsFailedPrecondition(err):
+		// the client's only FailedPrecondition before any answer is a failed verification
+		// of the certificate the node presented
+		rs = append(rs, res(c, "reachability", OK, pc.URL+" accepts connections", ""))
+		return append(rs, res(c, "TLS", Fail, err.Error(), tlsFix))
+	default:
+		return append(rs, res(c, "reachability", Fail, err.Error(), "check [proxmox] url, and that pveproxy runs on the node and is reachable from this host"))
+	}
+	if err != nil {
+		return append(rs, res(c, "token", Fail, err.Error(), "check token_id (user@realm!name) and the secret in "+pc.TokenSecretFile+"; pveum user token list USER"))
+	}
+	rs = append(rs, res(c, "token", OK, pc.TokenID+" accepted (PVE "+v.Version+")", ""))
+
+	nodes, err := client.Nodes(ctx)
+	if err != nil {
+		return append(rs, res(c, "node", Fail, err.Error(), ""))
+	}
+	var names []string
+	found := false
+	for _, n := range nodes {
+		names = append(names, n.Node)
+		if n.Node != pc.Node {
+			continue
+		}
+		found = true
+		if n.Status != "online" {
+			return append(rs, res(c, "node", Fail, "node "+pc.Node+" is "+n.Status, "bring node "+pc.Node+" online (the shim must run on it)"))
+		}
+	}
+	sort.Strings(names)
+	if !found {
+		return append(rs, res(c, "node", Fail, fmt.Sprintf("node %s is not a node of this cluster (nodes: %s)", pc.Node, strings.Join(names, ", ")),
+			"set [proxmox] node to the name of the node the shim runs on (pvecm nodes, or its hostname)"))
+	}
+	rs = append(rs, res(c, "node", OK, pc.Node+" online", ""))
+
+	sts, err := client.Storages(ctx)
+	if err != nil {
+		return append(rs, res(c, "storage", Fail, err.Error(), ""))
+	}
+	byID := map[string]proxmox.StorageInfo{}
+	for _, st := range sts {
+		byID[st.Storage] = st
+	}
+	for _, want := range []struct{ key, id, content, use string }{
+		{"storage", pc.Storage, "rootdir", "CT root disks"},
+		{"template_storage", pc.TemplateStorage, "vztmpl", "OCI archive templates"},
+	} {
+		name := strings.ReplaceAll(want.key, "_", " ")
+		st, ok := byID[want.id]
+		switch {
+		case !ok:
+			rs = append(rs, res(c, name, Fail, fmt.Sprintf("[proxmox] %s %q does not exist on node %s (or the token may not see it: Datastore.Audit on /storage/%s)", want.key, want.id, pc.Node, want.id),
+				fmt.Sprintf("set [proxmox] %s to a storage of node %s holding %s (pvesm status --content %s)", want.key, pc.Node, want.content, want.content)))
+		case st.Enabled == 0 || st.Active == 0:
+			rs = append(rs, res(c, name, Fail, fmt.Sprintf("[proxmox] %s %q is not enabled and active on node %s", want.key, want.id, pc.Node), "pvesm set "+want.id+" --disable 0, and check the storage (pvesm status)"))
+		case !st.Holds(want.content):
+			rs = append(rs, res(c, name, Fail, fmt.Sprintf("[proxmox] %s %q does not hold %s, which %s need (content: %s)", want.key, want.id, want.content, want.use, st.Content),
+				fmt.Sprintf("pvesm set %s --content %s,%s, or choose another storage", want.id, st.Content, want.content)))
+		default:
+			rs = append(rs, res(c, name, OK, fmt.Sprintf("%s (%s, content %s)", want.id, st.Type, st.Content), ""))
+		}
+	}
+
+	if _, err := client.CTs(ctx); err != nil {
+		fix := ""
+		if errdefs.IsPermissionDenied(err) {
+			fix = "pveum acl modify / --tokens " + pc.TokenID + " --roles PVEVMAdmin (with privilege separation the token's own ACL counts)"
+		}
+		return append(rs, res(c, "permissions", Fail, err.Error(), fix))
+	}
+	return append(rs, res(c, "permissions", OK, "the token may list node "+pc.Node+"'s containers", ""))
 }
