@@ -1,7 +1,9 @@
-// Package lxc is the backend that runs OCI containers as LXC containers through liblxc
-// (go-lxc) and lxcri-start, a single-threaded C helper (helper/lxcri-start.c): liblxc
+// Package lxc is the backend that runs OCI containers as LXC containers through
+// lxcri-start, a single-threaded C helper against liblxc (helper/lxcri-start.c): liblxc
 // refuses to start a container in the foreground from a threaded process, and a daemonized
-// start loses the init's stdio and exit status.
+// start loses the init's stdio and exit status. The package itself is pure Go and links no
+// liblxc, so the shim builds without cgo: liblxc's check of the configuration is the
+// helper's load at Create, which reports a refused configuration as such.
 //
 // Layout: a container is LXC container <id> of lxcpath <state_dir>/<namespace>, so its LXC
 // directory is the shim's StateDir for it, holding the configuration Translate made from the
@@ -29,7 +31,6 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
-	golxc "github.com/lxc/go-lxc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/lxcri/lxcri/runtime"
@@ -190,18 +191,6 @@ func (b *backend) Create(ctx context.Context, req *runtime.CreateRequest) (_ run
 	}
 	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
 		return nil, fmt.Errorf("write LXC configuration: %w", err)
-	}
-	// Let liblxc parse the configuration now, so that a bad one fails Create rather than
-	// Start. (Loading forks nothing; only go-lxc calls that fork and wait would race with
-	// the shim's reaper.)
-	lc, err := golxc.NewContainer(name, lxcpath)
-	if err != nil {
-		return nil, fmt.Errorf("liblxc rejects the configuration %s: %v%s: %w", cfgPath, err, logTail(filepath.Join(req.StateDir, logFile)), errdefs.ErrInvalidArgument)
-	}
-	defined := lc.Defined()
-	golxc.Release(lc)
-	if !defined {
-		return nil, fmt.Errorf("liblxc does not see container %s in %s: %w", name, lxcpath, errdefs.ErrFailedPrecondition)
 	}
 	c := newContainer(b, req, res, name, lxcpath)
 	if res.Init.Terminal {

@@ -6,10 +6,14 @@ package lxc
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -18,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/lxcri/lxcri/runtime"
@@ -289,5 +294,65 @@ func TestRunHookTimeoutKillsGroup(t *testing.T) {
 	if alive(pid) {
 		syscall.Kill(mustAtoi(pid), syscall.SIGKILL)
 		t.Errorf("the hook's background process %s survived its timeout", pid)
+	}
+}
+
+// TestLXCRefusedConfiguration: a configuration liblxc refuses fails the start helper's load
+// with an "invalid" report naming the file (the shim links no liblxc to check it itself),
+// and the shim makes that InvalidArgument, the other failures FailedPrecondition.
+func TestLXCRefusedConfiguration(t *testing.T) {
+	helper, _, _ := lxcEnv(t)
+	lxcpath := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(lxcpath, "c"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(lxcpath, "c", configFile)
+	if err := os.WriteFile(cfg, []byte("lxc.no.such.key = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := initSpec(&InitProcess{Args: []string{"/bin/true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reportR, reportW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reportR.Close()
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(helper, helperArgs("start", "c", lxcpath)...)
+	cmd.ExtraFiles = []*os.File{reportW, nil, nil, specR}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	reportW.Close()
+	specR.Close()
+	sendSpec(specW, spec)
+	report, _ := io.ReadAll(reportR)
+	err = cmd.Wait()
+	line := strings.TrimSpace(string(report))
+	if !strings.HasPrefix(line, "invalid ") || !strings.Contains(line, cfg) {
+		t.Errorf("report %q (exit %v), want an invalid line naming %s", line, err, cfg)
+	}
+
+	// The report's kinds as the shim reads them.
+	for _, tc := range []struct {
+		line string
+		want error
+	}{
+		{line, errdefs.ErrInvalidArgument},
+		{"error container c is not defined", errdefs.ErrFailedPrecondition},
+	} {
+		c := &container{id: "c", dir: t.TempDir()}
+		h := &helperRun{p: &process{c: c, init: true}, done: make(chan struct{})}
+		close(h.done)
+		h.handle(tc.line)
+		err := h.result(context.Background(), nil)
+		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), strings.SplitN(tc.line, " ", 2)[1]) {
+			t.Errorf("report %q: %v, want %v with its message", tc.line, err, tc.want)
+		}
 	}
 }

@@ -118,7 +118,10 @@ type helperRun struct {
 
 	target int // the process's pid, from "pid N"
 	errMsg string
-	onPid  func()
+	// errKind is what errMsg's failure is: FailedPrecondition, or InvalidArgument for a
+	// configuration liblxc refused ("invalid MSG").
+	errKind error
+	onPid   func()
 }
 
 // launch starts lxcri-start (cmd) with the process's stdio and its spec record, and waits
@@ -346,7 +349,11 @@ func (h *helperRun) handle(l string) {
 		}
 	case strings.HasPrefix(l, "error "):
 		if h.errMsg == "" {
-			h.errMsg = l[6:]
+			h.errMsg, h.errKind = l[6:], errdefs.ErrFailedPrecondition
+		}
+	case strings.HasPrefix(l, "invalid "):
+		if h.errMsg == "" {
+			h.errMsg, h.errKind = l[8:], errdefs.ErrInvalidArgument
 		}
 	}
 }
@@ -407,7 +414,7 @@ func (h *helperRun) result(ctx context.Context, waitErr error) error {
 		if !h.exited() {
 			syscall.Kill(h.pid, syscall.SIGKILL)
 		}
-		return fmt.Errorf("%s: %s%s: %w", what, h.errMsg, logTail(p.c.logPath()), errdefs.ErrFailedPrecondition)
+		return fmt.Errorf("%s: %s%s: %w", what, h.errMsg, logTail(p.c.logPath()), h.errKind)
 	}
 	if h.target == 0 {
 		st := -1

@@ -162,19 +162,37 @@ static void report(const char *fmt, ...)
 	}
 }
 
-/* fail reports an error line, prints it to stderr and exits HELPER_FAILED. */
-static void __attribute__((noreturn)) fail(const char *fmt, ...)
+/* vfail reports a line "KIND MSG", prints MSG to stderr and exits HELPER_FAILED. */
+static void __attribute__((noreturn)) vfail(const char *kind, const char *fmt, va_list ap)
 {
 	char buf[4096];
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	report("error %s", buf);
+	report("%s %s", kind, buf);
 	if (!report_ok)
 		fprintf(stderr, "lxcri-start: %s\n", buf);
 	exit(HELPER_FAILED);
+}
+
+/* fail reports an error line, prints it to stderr and exits HELPER_FAILED. */
+static void __attribute__((noreturn)) fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail("error", fmt, ap);
+}
+
+/*
+ * fail_invalid is fail for a configuration liblxc refuses: the line's kind, "invalid",
+ * lets the shim tell a bad spec (InvalidArgument) from a failed start.
+ */
+static void __attribute__((noreturn)) fail_invalid(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail("invalid", fmt, ap);
 }
 
 static int exit_status(int status)
@@ -448,8 +466,13 @@ static struct lxc_container *load(const char *name, const char *lxcpath)
 {
 	struct lxc_container *c = lxc_container_new(name, lxcpath);
 
+	/*
+	 * liblxc parses the configuration here and returns nothing when it refuses a line: the
+	 * shim checks nothing itself (it links no liblxc), so this is where a configuration
+	 * that liblxc does not accept fails Create.
+	 */
 	if (!c)
-		fail("cannot load container %s in %s", name, lxcpath);
+		fail_invalid("liblxc rejects the configuration %s/%s/config", lxcpath, name);
 	if (!c->is_defined(c))
 		fail("container %s is not defined in %s (no %s/%s/config)", name, lxcpath, lxcpath, name);
 	return c;
