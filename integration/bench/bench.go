@@ -1,6 +1,6 @@
 //go:build linux
 
-// Package bench measures lxcri's shim against containerd's runc shim (issue #5).
+// Package bench measures lxcri's shim against containerd's runc shim.
 //
 // Run starts a private containerd through integration/harness and measures, for every
 // lxcri backend the shim has built in (the crun backend driving runc, the crun backend
@@ -17,7 +17,15 @@
 //  5. checkpoint/restore of the root filesystem per data size: lxcri's ZFS snapshot and
 //     clone (runtime/zfsroot on a zfs-fuse pool) against the filesystem part of the runc
 //     shim's `ctr checkpoint --rw` / `ctr restore --rw` (a diff of the rw snapshot into
-//     the content store and its apply); CRIU is not measured.
+//     the content store and its apply); CRIU is not measured. And end to end through
+//     containerd's API: a container of the lxc backend on ZFS that wrote the data is
+//     checkpointed (`ctr containers checkpoint --task`) and restored to RUNNING
+//     (`ctr containers restore --live`).
+//
+// Every measurement is a file of its own (ctrrun.go, lifecycle.go, memory.go, churn.go,
+// exec.go, checkpoint.go, ckptapi.go), listed in measurements.go, with its method in
+// templates/method.md.tmpl; the Markdown report is templates/report.md.tmpl and the
+// targets it holds the figures against are in targets.go.
 //
 // Timed samples are interleaved over the backends (A B C, C B A, ...) so that drift of the
 // machine cancels out. All runtimes run under the same containerd; the lxcri backends are
@@ -45,6 +53,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/shim"
 
 	"github.com/lxcri/lxcri/integration/harness"
+	"github.com/lxcri/lxcri/integration/zfstest"
 )
 
 // Options sets the counts of a run.
@@ -76,6 +85,9 @@ type Options struct {
 	// how many samples each runtime gets per size.
 	CkptSizes  []int64
 	CkptRounds int
+	// Only, when not empty, names the measurements to run (keys of Measurements); the
+	// others are left out of the report.
+	Only []string
 	// Progress, if set, receives one line per step.
 	Progress func(format string, args ...any)
 }
@@ -121,6 +133,11 @@ func (o *Options) validate() error {
 			return fmt.Errorf("bench: checkpoint size %d", n)
 		}
 	}
+	for _, k := range o.Only {
+		if measurementByKey(k) == nil {
+			return fmt.Errorf("bench: unknown measurement %q (known: %s)", k, strings.Join(MeasurementKeys(), ", "))
+		}
+	}
 	if o.LogLevel == "" {
 		o.LogLevel = "info"
 	}
@@ -142,10 +159,12 @@ type runner struct {
 	all  []*Backend // selected, baseline first
 	bs   []*Backend // available
 	crun *crunHost
-	rep  *Report
-	mu   sync.Mutex
-	seq  int
-	lost map[string][]string // backend key: runs whose stdout was not "hi\n"
+	// stateDir holds the shim's state and configurations; pool is the run's zfs-fuse pool.
+	stateDir, pool string
+	rep            *Report
+	mu             sync.Mutex
+	seq            int
+	lost           map[string][]string // backend key: runs whose stdout was not "hi\n"
 
 	names        []string       // container ids and group names, for sweepSockets
 	staleSockets map[string]int // backend key: shim sockets left behind, removed by us
@@ -195,6 +214,7 @@ func Run(ctx context.Context, tb testing.TB, o Options) (*Report, error) {
 		return nil, err
 	}
 	tb.Cleanup(func() { os.RemoveAll(stateDir) })
+	r.stateDir = stateDir
 	base := filepath.Join(stateDir, "host.toml")
 	if err := os.WriteFile(base, []byte(fmt.Sprintf("state_dir = %q\nbackend = \"crun\"\n[crun]\nbinary = \"runc\"\n", filepath.Join(stateDir, "state"))), 0o644); err != nil {
 		return nil, err
@@ -227,6 +247,14 @@ func Run(ctx context.Context, tb testing.TB, o Options) (*Report, error) {
 			r.progress("cleanup: removed %d sockets of this run's shims left in /run/containerd/s", n)
 		}
 	})
+	// The pool goes before containerd: its translation layer (zfs-fuse) is then on the
+	// daemon's PATH, which the shims inherit, and its cleanup runs after the harness's.
+	var largest int64
+	for _, n := range o.CkptSizes {
+		largest = max(largest, n)
+	}
+	poolSize := max(int64(zfstest.DefaultSize), 4*largest) // sparse: data, metadata, headroom
+	r.pool, _ = zfstest.Pool(tb, zfstest.WithSize(poolSize))
 	opts := []harness.Option{
 		harness.WithNamespace(ns),
 		harness.WithDaemonEnv("LXCRI_CONFIG=" + base),
@@ -273,24 +301,14 @@ func Run(ctx context.Context, tb testing.TB, o Options) (*Report, error) {
 	if err := r.probe(); err != nil {
 		return nil, err
 	}
-	steps := []struct {
-		name string
-		f    func() error
-	}{
-		{"ctr run", r.measureCtrRun},
-		{"client lifecycle", r.measureClientLifecycle},
-		{"memory", r.measureMemory},
-		{"churn", r.measureChurn},
-		{"exec", r.measureExec},
-		{"checkpoint", r.measureCheckpoint},
-	}
-	for _, s := range steps {
+	for _, m := range r.selected() {
 		if err := ctx.Err(); err != nil {
 			return r.rep, err
 		}
-		if err := s.f(); err != nil {
-			return r.rep, fmt.Errorf("bench: %s: %w", s.name, err)
+		if err := m.run(r); err != nil {
+			return r.rep, fmt.Errorf("bench: %s: %w", m.Key, err)
 		}
+		r.rep.Ran = append(r.rep.Ran, m.Key)
 	}
 	if la := strings.Fields(readTrim("/proc/loadavg")); len(la) >= 3 {
 		r.rep.Facts = append(r.rep.Facts, Fact{"Load average at end", strings.Join(la[:3], " ")})
