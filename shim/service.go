@@ -251,7 +251,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 			return nil, err
 		}
 		log.G(ctx).WithField("id", r.ID).Infof("restored the root filesystem of %q from checkpoint %s of %s/%s in %v; %s (%s)",
-			r.ID, d.Snapshot, d.Namespace, d.ContainerID, time.Since(t0), zfsroot.ProcessStateNote, zfsroot.CRIUStatus(ctx))
+			r.ID, d.Snapshot, d.Namespace, d.ContainerID, time.Since(t0), zfsroot.ProcessStateNote, d.CRIU)
 	case cfg.ZFS.Dataset != "" && len(r.Rootfs) > 0:
 		root, err := zfsroot.Setup(ctx, &cfg.ZFS, ns, r.ID, r.Bundle, r.Rootfs)
 		if err != nil {

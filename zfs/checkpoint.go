@@ -90,14 +90,29 @@ func (s *Store) KeepCheckpoint(ctx context.Context, id, stamp string) (string, e
 	if err := s.check(op, ck+"@"+name, true); err != nil {
 		return "", err
 	}
-	before, err := s.ListSnapshots(ctx, ct)
-	if err != nil {
-		return "", err
+	// The container's older snapshots (which the promote moves along) are listed while
+	// the snapshot is taken: two commands in the time of one. Only this method snapshots
+	// a container's dataset, under its caller's lock, so the listing holds no snapshot
+	// but the new one that was not there before.
+	type listing struct {
+		names []string
+		err   error
 	}
+	listed := make(chan listing, 1)
+	go func() {
+		names, err := s.ListSnapshots(ctx, ct)
+		listed <- listing{names, err}
+	}()
 	snap, err := s.Snapshot(ctx, ct, name)
+	l := <-listed
 	if err != nil {
 		return "", err
 	}
+	if l.err != nil {
+		s.destroyLeftover(snap)
+		return "", l.err
+	}
+	before := slices.DeleteFunc(l.names, func(n string) bool { return n == snap })
 	if err := s.Clone(ctx, snap, ck, map[string]string{"canmount": "off"}); err != nil {
 		s.destroyLeftover(snap)
 		return "", err

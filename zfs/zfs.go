@@ -42,11 +42,13 @@
 package zfs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -159,9 +161,10 @@ func (s *Store) Snapshot(ctx context.Context, dataset, snap string) (string, err
 	if err := s.check(op, name, true); err != nil {
 		return "", err
 	}
+	// zfs itself, not go-zfs's Snapshot, which lists the new snapshot with all its
+	// properties afterwards: that listing costs more than the snapshot.
 	err := s.do(ctx, op, name, func() error {
-		_, err := (&gozfs.Dataset{Name: dataset, Type: gozfs.DatasetFilesystem}).Snapshot(snap, false)
-		return err
+		return runZFS(nil, nil, "snapshot", name)
 	}, func() { s.destroyLeftover(name) })
 	if err != nil {
 		return "", err
@@ -169,9 +172,14 @@ func (s *Store) Snapshot(ctx context.Context, dataset, snap string) (string, err
 	return name, nil
 }
 
-// Clone creates the filesystem dataset as a clone of snapshot (missing parents of dataset
-// are created), with the given ZFS properties. It fails with AlreadyExists when dataset
+// Clone creates the filesystem dataset as a clone of snapshot, with the given ZFS
+// properties; ZFS mounts it as it makes it (unless canmount or mountpoint say otherwise).
+// The parent of dataset must exist (NotFound). It fails with AlreadyExists when dataset
 // exists. Nothing is left behind when it fails.
+//
+// It is one `zfs clone`: go-zfs's Clone runs `zfs clone -p` (which succeeds without doing
+// anything when dataset exists, so it needed a look first) and lists the clone with all
+// its properties afterwards, three commands where a restore needs one.
 func (s *Store) Clone(ctx context.Context, snapshot, dataset string, props map[string]string) error {
 	const op = "clone"
 	if err := s.check(op, snapshot, true); err != nil {
@@ -180,19 +188,31 @@ func (s *Store) Clone(ctx context.Context, snapshot, dataset string, props map[s
 	if err := s.check(op, dataset, false); err != nil {
 		return err
 	}
-	// go-zfs runs `zfs clone -p`, which succeeds without doing anything when dataset
-	// exists already: look first.
-	if err := s.absent(ctx, op, dataset); err != nil {
-		return err
+	args := []string{"clone"}
+	keys := make([]string, 0, len(props))
+	for k := range props {
+		keys = append(keys, k)
 	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		args = append(args, "-o", k+"="+props[k])
+	}
+	args = append(args, snapshot, dataset)
 	err := s.do(ctx, op, dataset, func() error {
-		_, err := (&gozfs.Dataset{Name: snapshot, Type: gozfs.DatasetSnapshot}).Clone(dataset, props)
-		return err
+		return runZFS(nil, nil, args...)
 	}, func() { s.destroyClone(dataset, snapshot) })
-	if err != nil && !errdefs.IsAlreadyExists(err) && !isContextErr(err) {
+	if err != nil && createdAnyway(err) {
+		// zfs made the clone but failed after (it could not mount it): undo
 		s.destroyClone(dataset, snapshot)
 	}
 	return err
+}
+
+// createdAnyway says whether a failed zfs create or clone made the dataset all the same
+// ("filesystem successfully created, but not mounted"). Any other failure made nothing,
+// and a dataset there is not ours to destroy.
+func createdAnyway(err error) bool {
+	return err != nil && !isContextErr(err) && strings.Contains(err.Error(), "successfully created")
 }
 
 // Rollback returns the snapshot's dataset to snapshot. It fails (FailedPrecondition) when
@@ -347,18 +367,19 @@ func (s *Store) ListSnapshots(ctx context.Context, dataset string) ([]string, er
 	if err := s.check(op, dataset, false); err != nil {
 		return nil, err
 	}
-	var snaps []*gozfs.Dataset
-	err := s.do(ctx, op, dataset, func() (err error) {
-		snaps, err = gozfs.Snapshots(dataset)
-		return err
+	// names only: go-zfs's Snapshots lists every property of every snapshot
+	var out bytes.Buffer
+	err := s.do(ctx, op, dataset, func() error {
+		out.Reset()
+		return runZFS(nil, &out, "list", "-H", "-o", "name", "-t", "snapshot", "-r", dataset)
 	}, nil)
 	if err != nil {
 		return nil, err
 	}
 	var names []string
-	for _, d := range snaps {
-		if strings.HasPrefix(d.Name, dataset+"@") {
-			names = append(names, d.Name)
+	for _, n := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(n, dataset+"@") {
+			names = append(names, n)
 		}
 	}
 	return names, nil
@@ -385,18 +406,15 @@ func (s *Store) Mountpoint(ctx context.Context, dataset string) (string, error) 
 // mounted there; a dataset ZFS mounts at no path (mountpoint none or legacy) is
 // FailedPrecondition.
 func (s *Store) mountState(ctx context.Context, op, dataset string) (string, bool, error) {
-	mp, err := s.property(ctx, op, dataset, "mountpoint")
+	v, err := s.properties(ctx, op, dataset, "mountpoint", "mounted")
 	if err != nil {
 		return "", false, err
 	}
+	mp := v["mountpoint"]
 	if !strings.HasPrefix(mp, "/") {
 		return "", false, &Error{Op: op, Name: dataset, Msg: fmt.Sprintf("mountpoint is %q", mp), Kind: errdefs.ErrFailedPrecondition}
 	}
-	mounted, err := s.property(ctx, op, dataset, "mounted")
-	if err != nil {
-		return "", false, err
-	}
-	return mp, mounted == "yes", nil
+	return mp, v["mounted"] == "yes", nil
 }
 
 // BaseFor returns the base snapshot (<parent>/base-<imageKey>@base) of an image, making it
@@ -664,6 +682,26 @@ func (s *Store) property(ctx context.Context, op, name, prop string) (string, er
 		return err
 	}, nil)
 	return v, err
+}
+
+// properties reads several properties of name with one zfs command (go-zfs's GetProperty
+// reads one); a property zfs does not print is missing from the map.
+func (s *Store) properties(ctx context.Context, op, name string, props ...string) (map[string]string, error) {
+	var out bytes.Buffer
+	err := s.do(ctx, op, name, func() error {
+		out.Reset()
+		return runZFS(nil, &out, "get", "-H", "-o", "property,value", strings.Join(props, ","), name)
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	v := make(map[string]string, len(props))
+	for _, l := range strings.Split(out.String(), "\n") {
+		if k, val, ok := strings.Cut(l, "\t"); ok {
+			v[k] = val
+		}
+	}
+	return v, nil
 }
 
 // absent fails with AlreadyExists when name exists.

@@ -4,7 +4,9 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"embed"
 	"fmt"
 	"io"
 	"math"
@@ -14,6 +16,7 @@ import (
 	"runtime"
 	"strings"
 	"text/tabwriter"
+	"text/template"
 	"time"
 
 	"github.com/lxcri/lxcri/integration/harness"
@@ -53,6 +56,8 @@ type Report struct {
 	// were not measured.
 	Backends []*Backend
 	Figures  []*Figure
+	// Ran are the keys of the measurements that ran, in order.
+	Ran []string
 	// Notes are things seen during the run that bear on the figures.
 	Notes []string
 }
@@ -175,7 +180,10 @@ func (r *Report) rows() []row {
 			}
 			ratio := "1.00 (baseline)"
 			if !b.Baseline {
-				ratio = fmt.Sprintf("%.2f×", r.Ratio(f.ID, b.Key))
+				ratio = "—" // no baseline in this figure
+				if v := r.Ratio(f.ID, b.Key); !math.IsNaN(v) {
+					ratio = fmt.Sprintf("%.2f×", v)
+				}
 			}
 			out = append(out, row{
 				f.Group, name, b.Name,
@@ -205,110 +213,6 @@ func num(v float64, unit string) string {
 		s += " " + unit
 	}
 	return s
-}
-
-// target is one goal of issue #5: ratio op goal for a figure, for some backends.
-type target struct {
-	name, figure string
-	keys         []string
-	goal         float64
-	atLeast      bool
-	baseFigure   string // the baseline's figure, if not the same
-}
-
-func (r *Report) targetList() []target {
-	lx := []string{CrunRunc, CrunCrun, LXC}
-	ts := []target{
-		{"start on crun (ctr run --rm)", "ctr-run", []string{CrunRunc, CrunCrun}, 1.0, false, ""},
-		{"start on crun (Go client Task.Start)", "client-start", []string{CrunRunc, CrunCrun}, 1.0, false, ""},
-		{"start on lxc (ctr run --rm)", "ctr-run", []string{LXC}, 0.6, false, ""},
-		{"start on lxc (Go client Task.Start)", "client-start", []string{LXC}, 0.6, false, ""},
-		{"shim RSS per container", "mem-rss", lx, 0.7, false, ""},
-	}
-	for _, k := range r.Options.PodSizes {
-		ts = append(ts, target{fmt.Sprintf("RSS per container, pod of %d, vs the runc shim's pod of %d (both grouped)", k, k), fmt.Sprintf("pod%d-rss", k), lx, 0.5, false, ""})
-	}
-	for _, k := range r.Options.PodSizes {
-		ts = append(ts, target{fmt.Sprintf("RSS per container, pod of %d, vs the runc shim without grouping", k), fmt.Sprintf("pod%d-rss", k), lx, 0.5, false, "mem-rss"})
-	}
-	ts = append(ts, target{"churn throughput", "churn", lx, 1.5, true, ""})
-	return ts
-}
-
-type targetRow struct{ target, runtime, measured, goal, met string }
-
-func (r *Report) targets() []targetRow {
-	avail := map[string]*Backend{}
-	for _, b := range r.Available() {
-		avail[b.Key] = b
-	}
-	var out []targetRow
-	for _, t := range r.targetList() {
-		for _, k := range t.keys {
-			b, ok := avail[k]
-			if !ok {
-				continue
-			}
-			base := t.baseFigure
-			if base == "" {
-				base = t.figure
-			}
-			v := r.RatioTo(t.figure, k, base)
-			op := "≤"
-			met := v <= t.goal
-			if t.atLeast {
-				op, met = "≥", v >= t.goal
-			}
-			m := "no"
-			if met {
-				m = "yes"
-			}
-			if math.IsNaN(v) {
-				m = "—"
-			}
-			measured := fmt.Sprintf("%.2f×", v)
-			if math.IsNaN(v) {
-				measured = "—"
-			}
-			out = append(out, targetRow{t.name, b.Name, measured, fmt.Sprintf("%s %.1f×", op, t.goal), m})
-		}
-	}
-	if row, ok := r.checkpointTarget(); ok {
-		out = append(out, row)
-	}
-	return out
-}
-
-// checkpointTarget is the absolute target of section 5: lxcri's checkpoint takes at most
-// CheckpointGoal at every data size (the slowest size's median counts).
-func (r *Report) checkpointTarget() (targetRow, bool) {
-	var worst float64
-	var at int64
-	var n int
-	for _, f := range r.Figures {
-		if f.Size == 0 {
-			continue
-		}
-		s := Summarize(f.Samples[ZFS])
-		if f.Errors[ZFS] != "" || s.N == 0 {
-			return targetRow{}, false
-		}
-		if n == 0 || s.Median > worst {
-			worst, at = s.Median, f.Size
-		}
-		n++
-	}
-	if n == 0 {
-		return targetRow{}, false
-	}
-	met := "no"
-	if worst <= ms(CheckpointGoal) {
-		met = "yes"
-	}
-	return targetRow{
-		"checkpoint ≤ 0.1 s at every size (slowest median)", "lxcri (ZFS)",
-		fmt.Sprintf("%.3f s (%s)", worst/1000, sizeLabel(at)), fmt.Sprintf("≤ %.1f s", CheckpointGoal.Seconds()), met,
-	}, true
 }
 
 func (r *Report) unavailable() []string {
@@ -352,66 +256,67 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TARGET (reported, not asserted)\tRUNTIME\tMEASURED\tGOAL\tMET")
-	for _, t := range r.targets() {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.target, t.runtime, t.measured, t.goal, t.met)
+	fmt.Fprintln(tw, "TARGET (reported, not asserted)\tRUNTIME\tMEASURED\tSPREAD (MIN / MEDIAN / MAX)\tGOAL\tMET")
+	for _, t := range r.Targets() {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Target, t.Runtime, t.Measured, t.Spread, t.Goal, t.Met)
 	}
 	tw.Flush()
 }
 
-// WriteMarkdown writes the report as a Markdown document; command is the command line
-// that produced it.
-func (r *Report) WriteMarkdown(w io.Writer, command string) {
-	o := r.Options
-	fmt.Fprintf(w, "# lxcri benchmarks\n\n")
-	fmt.Fprintf(w, "The latest result of the benchmark harness (`integration/bench`, issue #5). This file is written by it; do not edit it by hand.\n\n")
-	fmt.Fprintf(w, "Produced by:\n\n```sh\n%s\n```\n\n", command)
-	fmt.Fprintf(w, "on %s, in %s.\n\n", r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Duration.Round(time.Second))
-	fmt.Fprintf(w, "## Machine\n\n| | |\n|---|---|\n")
-	for _, f := range r.Facts {
-		fmt.Fprintf(w, "| %s | %s |\n", f.Name, mdEscape(f.Value))
+// templates are the Markdown report and the method of each measurement.
+//
+//go:embed templates/*.md.tmpl
+var templates embed.FS
+
+var mdTemplates = template.Must(template.New("").Funcs(template.FuncMap{
+	"md":    mdEscape,
+	"sizes": func(xs []int64) string { return strings.Join(sizeLabels(xs), ", ") },
+}).ParseFS(templates, "templates/*.md.tmpl"))
+
+// mdRow is a line of the results table as the template sees it.
+type mdRow struct {
+	First                                                 bool // the first of its group
+	Group, Measurement, Runtime, Median, Spread, N, Ratio string
+}
+
+// mdData is what templates/report.md.tmpl renders.
+type mdData struct {
+	Command, Started, Duration string
+	Facts                      []Fact
+	Targets                    []TargetRow
+	Rows                       []mdRow
+	Notes                      []string
+	Methods                    []string
+}
+
+// WriteMarkdown writes the report as a Markdown document (templates/report.md.tmpl);
+// command is the command line that produced it.
+func (r *Report) WriteMarkdown(w io.Writer, command string) error {
+	d := mdData{
+		Command:  command,
+		Started:  r.Started.UTC().Format("2006-01-02 15:04 MST"),
+		Duration: r.Duration.Round(time.Second).String(),
+		Facts:    r.Facts,
+		Targets:  r.Targets(),
 	}
-	fmt.Fprintf(w, "\n## Results\n\n")
-	fmt.Fprintf(w, "Median, spread (p10–p90 for 10 or more samples, min–max below) and the ratio of the median to the runc shim's. Lower is better except for churn.\n\n")
-	fmt.Fprintf(w, "| Measurement | Runtime | Median | Spread | n | vs runc shim |\n|---|---|---:|---|---:|---:|\n")
 	group := ""
 	for _, x := range r.rows() {
-		if x.group != group {
-			group = x.group
-			fmt.Fprintf(w, "| **%s** | | | | | |\n", group)
-		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", mdEscape(x.measurement), x.runtime, x.median, x.spread, x.n, x.ratio)
+		d.Rows = append(d.Rows, mdRow{x.group != group, x.group, x.measurement, x.runtime, x.median, x.spread, x.n, x.ratio})
+		group = x.group
 	}
-	var errs []string
+	d.Notes = r.unavailable()
 	for _, e := range r.Errors() {
-		errs = append(errs, "**Error**: "+mdEscape(e))
+		d.Notes = append(d.Notes, "**Error**: "+mdEscape(e))
 	}
-	if u := append(append(r.unavailable(), errs...), r.Notes...); len(u) > 0 {
-		fmt.Fprintln(w)
-		for _, s := range u {
-			fmt.Fprintf(w, "- %s\n", s)
+	d.Notes = append(d.Notes, r.Notes...)
+	for _, name := range append(append([]string{"setup"}, r.Ran...), "host") {
+		var b bytes.Buffer
+		if err := mdTemplates.ExecuteTemplate(&b, name, r.Options); err != nil {
+			return fmt.Errorf("method of %s: %w", name, err)
 		}
+		d.Methods = append(d.Methods, b.String())
 	}
-	fmt.Fprintf(w, "\n## Targets (reported, not asserted)\n\n")
-	fmt.Fprintf(w, "| Target | Runtime | Measured | Goal | Met |\n|---|---|---:|---:|---|\n")
-	for _, t := range r.targets() {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", t.target, t.runtime, t.measured, t.goal, t.met)
-	}
-	fmt.Fprintf(w, "\n## Method\n\n")
-	for _, l := range []string{
-		"One private containerd (integration/harness) serves every runtime. The lxcri backends are chosen per container by the runtime options' `config_path` (as `ctr run --runtime-config-path` sends it); the runc shim is containerd's own `io.containerd.runc.v2` from the same containerd build.",
-		fmt.Sprintf("Timed samples alternate between the runtimes (A B C, C B A, …) so that drift of the machine cancels; each latency figure has %d warm-up runs per runtime before %d timed ones.", o.Warmup, o.Runs),
-		"**ctr run**: wall time of the `ctr` process, `ctr run --rm --runtime RT IMG id echo hi`, stdout checked.",
-		"**Go client**: create = `Container.NewTask` (the shim starts, the runtime creates the container), start = `Task.Start`, wait = from `Start` returning to the exit status, delete = `Task.Delete`; total also holds `NewContainer` (record + overlay snapshot) and `Container.Delete` with the snapshot. stdout goes through fifos and is checked.",
-		fmt.Sprintf("**Memory**: per round and runtime, %d containers running `sleep` (a shim each) and one pod per size %v whose containers carry the group annotation (`io.containerd.lxcri.v2.group` / `io.containerd.runc.v2.group`), %v to settle, then Rss and Pss of `/proc/<pid>/smaps_rollup` summed over the shim and every process below it that is not a container's (helpers count, containers do not); a pod's figure is divided by its size. %d rounds. PSS depends on how many shims of one binary run at once.", o.MemContainers, o.PodSizes, o.Settle, o.MemRounds),
-		fmt.Sprintf("**Churn**: %d containers, each created, started (`echo hi`), waited and deleted with its snapshot through the Go client, %d at a time; containers per second over the round's wall time, %d rounds.", o.Churn, o.InFlight, o.ChurnRounds),
-		"**Exec**: into one running container per runtime, `ctr task exec --exec-id X ID echo hi` wall time, and through the Go client from `Process.Start` to the exit status, and the whole `Task.Exec` + `Start` + exit + `Process.Delete`.",
-		fmt.Sprintf("**Checkpoint/restore** (root filesystem only), per data size (%s, one file of random data), %d rounds: lxcri (ZFS) is `zfsroot.MeasureCheckpoint` on a zfs-fuse pool (integration/zfstest, sparse backing file): checkpoint = syncfs + `zfs snapshot`, restore = `zfs clone` until it is mounted. The runc shim row is the filesystem part of `ctr checkpoint --rw` / `ctr restore --rw` through the containerd Go client on the same containerd: checkpoint = `rootfs.CreateDiff` of the container's rw snapshot (what `client.WithCheckpointRW` calls: a view of the parent, the diff service's `Compare` into a gzip'd tar in the content store), restore = `Prepare` of a fresh snapshot from the image + the diff service's `Apply` of that tar (`client.WithRestoreRW`). The runc shim's CRIU step (process memory) cannot run on this host and is in neither row; zfs-fuse runs in user space, so kernel ZFS would be faster.", strings.Join(sizeLabels(o.CkptSizes), ", "), o.CkptRounds),
-		"The crun 1.8.1 rows run `integration/testdata/crun-compat`, a bash wrapper that rewrites `ociVersion` with sed before `crun create`: about 2 ms of bash per crun call and 2 ms of sed per create that a production crun would not cost. While cgroup2 holds a controller, crun 1.8.1 also needs hugetlb mounted as a cgroup v1 hierarchy on this hybrid host: the bench mounts it around the crun samples only and unmounts it around the others'.",
-		"The machine may be shared with other work (see the load averages): the interleaving spreads such load over all runtimes alike, the spreads show how much there was.",
-	} {
-		fmt.Fprintf(w, "- %s\n", l)
-	}
+	return mdTemplates.ExecuteTemplate(w, "report.md.tmpl", d)
 }
 
 func sizeLabels(xs []int64) []string {

@@ -44,17 +44,26 @@ func Restore(ctx context.Context, cfg *runtime.ZFSConfig, ns, id, bundle, dir st
 	if err != nil {
 		return nil, nil, fmt.Errorf("restore of %s: %w", id, err)
 	}
-	if err := st.EnsureParent(ctx); err != nil {
-		return nil, nil, fmt.Errorf("[zfs] dataset %s: %w", st.Parent, err)
-	}
-	src, err := cloneSource(ctx, st, ns, d)
+	src, err := cloneSource(st, ns, d)
 	if err != nil {
 		return nil, nil, fmt.Errorf("checkpoint descriptor %s: %w", filepath.Join(dir, DescriptorFile), err)
 	}
 	r := &Root{cfg: *cfg, store: st, ns: ns, id: id, bundle: bundle, Dataset: st.ContainerDataset(key)}
+	// The hot path is the clone alone: the snapshot's existence proves the parent's, and
+	// a snapshot that is gone shows as the clone's NotFound.
 	mk := func() error {
 		if src != "" {
-			return st.Clone(ctx, src, r.Dataset, nil)
+			err := st.Clone(ctx, src, r.Dataset, nil)
+			if !errdefs.IsNotFound(err) {
+				return err
+			}
+			if d.Stream == "" {
+				return fmt.Errorf("descriptor.snapshot: checkpoint snapshot %s is not on this host (the checkpoint was freed by a sweep or [zfs] retain, or made on another host) and the checkpoint carries no stream (made with [zfs] portable = false): %w", d.Snapshot, err)
+			}
+			src = "" // gone: the stream it is
+		}
+		if err := st.EnsureParent(ctx); err != nil {
+			return fmt.Errorf("[zfs] dataset %s: %w", st.Parent, err)
 		}
 		return receive(ctx, st, r.Dataset, dir, d)
 	}
@@ -85,8 +94,9 @@ func Restore(ctx context.Context, cfg *runtime.ZFSConfig, ns, id, bundle, dir st
 // (or, from lxcri before checkpoints had datasets of their own, the container's
 // <parent>/ct-<namespace>--<container_id>@ckpt-...): it is cloned only when <parent> is
 // this store's parent (not a dataset below or beside it, which also rules out bases and
-// the parent itself) and <namespace> is ns.
-func cloneSource(ctx context.Context, st *zfs.Store, ns string, d *Descriptor) (string, error) {
+// the parent itself) and <namespace> is ns. Whether it still exists is the clone's to
+// find out.
+func cloneSource(st *zfs.Store, ns string, d *Descriptor) (string, error) {
 	sn, err := zfs.ParseName(d.Snapshot, true)
 	if err != nil { // ReadDescriptor checked it
 		return "", fmt.Errorf("descriptor.snapshot: %w", err)
@@ -98,17 +108,7 @@ func cloneSource(ctx context.Context, st *zfs.Store, ns string, d *Descriptor) (
 	case d.Namespace != ns:
 		refuse = fmt.Sprintf("%s is a checkpoint of namespace %q, not of the restoring namespace %q", d.Snapshot, d.Namespace, ns)
 	default:
-		ok, err := st.Exists(ctx, d.Snapshot)
-		if err != nil {
-			return "", err
-		}
-		if ok {
-			return d.Snapshot, nil
-		}
-		if d.Stream == "" {
-			return "", fmt.Errorf("descriptor.snapshot: checkpoint snapshot %s is not on this host (the checkpoint was freed by a sweep or [zfs] retain, or made on another host) and the checkpoint carries no stream (made with [zfs] portable = false): %w", d.Snapshot, errdefs.ErrNotFound)
-		}
-		return "", nil
+		return d.Snapshot, nil
 	}
 	if d.Stream == "" {
 		return "", fmt.Errorf("descriptor.snapshot: %s; a checkpoint restores from its snapshot only in its own namespace under the same [zfs] dataset, elsewhere from its stream (made with [zfs] portable = true), which this one lacks: %w", refuse, errdefs.ErrInvalidArgument)

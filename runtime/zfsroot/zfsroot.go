@@ -338,6 +338,10 @@ func (r *Root) Checkpoint(ctx context.Context, backend, dir string) (_ *Descript
 	if err != nil {
 		return nil, err
 	}
+	// `criu check` (the descriptor's note, once per process) runs beside the snapshot,
+	// not before it: it takes as long as the ZFS work.
+	criuNote := make(chan string, 1)
+	go func() { criuNote <- asNote(CRIUStatus(ctx)) }()
 	// what the (frozen) processes wrote must reach ZFS before the snapshot
 	if f, err := os.Open(r.Mountpoint); err == nil {
 		unix.Syncfs(int(f.Fd()))
@@ -364,7 +368,7 @@ func (r *Root) Checkpoint(ctx context.Context, backend, dir string) (_ *Descript
 	d := &Descriptor{
 		Version: DescriptorVersion, Backend: backend, ContainerID: r.id, Namespace: r.ns,
 		Dataset: r.Dataset, Snapshot: snap, ImageKey: r.ImageKey, SpecDigest: specDigest,
-		ProcessState: ProcessStateNote, CRIU: asNote(CRIUStatus(ctx)), Created: time.Now().UTC(),
+		ProcessState: ProcessStateNote, Created: time.Now().UTC(),
 	}
 	if r.cfg.Portable {
 		p := filepath.Join(dir, StreamFile)
@@ -382,6 +386,7 @@ func (r *Root) Checkpoint(ctx context.Context, backend, dir string) (_ *Descript
 		}
 		d.Stream = StreamFile
 	}
+	d.CRIU = <-criuNote
 	b, err := json.MarshalIndent(d, "", "  ")
 	if err != nil {
 		return nil, err

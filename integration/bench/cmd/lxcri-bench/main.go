@@ -41,6 +41,7 @@ func main() {
 	backends := flag.String("backends", "", "comma-separated backends besides the runc shim baseline: crun-runc,crun-crun,lxc (default all)")
 	ckptSizes := flag.String("ckpt-sizes", bench.FormatSizes(d.CkptSizes), "data sizes of the checkpoint/restore figures, comma-separated, K/M/G suffixes")
 	flag.IntVar(&o.CkptRounds, "ckpt-rounds", d.CkptRounds, "checkpoint/restore rounds per runtime and size")
+	only := flag.String("only", "", "comma-separated measurements to run (default all): "+strings.Join(bench.MeasurementKeys(), ","))
 	out := flag.String("out", "", "also write the report as Markdown to this file")
 	verbose := flag.Bool("v", false, "log every ctr call of the harness")
 	flag.Parse()
@@ -51,6 +52,9 @@ func main() {
 	}
 	if o.CkptSizes, err = bench.ParseSizes(*ckptSizes); err != nil {
 		log.Fatalf("-ckpt-sizes: %v", err)
+	}
+	if *only != "" {
+		o.Only = strings.Split(*only, ",")
 	}
 	if *backends != "" {
 		o.Backends = strings.Split(*backends, ",")
@@ -84,7 +88,10 @@ func run(ctx context.Context, t *harness.ProgramTB, o bench.Options, out string)
 	rep.WriteText(os.Stdout)
 	if out != "" {
 		var buf bytes.Buffer
-		rep.WriteMarkdown(&buf, command())
+		if err := rep.WriteMarkdown(&buf, command()); err != nil {
+			log.Printf("error: %v", err)
+			return 1
+		}
 		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 			log.Printf("error: %v", err)
 			return 1
