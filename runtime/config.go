@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -33,6 +34,12 @@ var KnownBackends = []string{"crun", "lxc", "proxmox-lxc", "proxmox-vm"}
 // override earlier ones key by key. A container annotation may then choose the backend,
 // where AllowedAnnotations lets it.
 type Config struct {
+	// Debug raises the shim's log level to debug (as containerd's --debug does).
+	Debug bool `toml:"debug"`
+	// Routes choose the backend by container id, image or annotation ([[route]], see
+	// route.go), where no allowed annotation and no runtime option chose it.
+	Routes []Route `toml:"route"`
+
 	// Backend is the default backend name.
 	Backend string `toml:"backend"`
 	// StateDir is where containers keep private state.
@@ -49,7 +56,7 @@ type Config struct {
 
 // ZFSConfig puts the root filesystems of local containers (lxc, crun) on ZFS datasets,
 // which is what checkpoint and restore need. Without a dataset, containers use the
-// filesystem containerd mounts and Checkpoint is NotImplemented.
+// filesystem containerd mounts and Checkpoint is a FailedPrecondition saying what to set.
 type ZFSConfig struct {
 	// Dataset is the parent of every dataset lxcri makes, e.g. "tank/lxcri"; its pool must
 	// exist, the dataset itself is created when missing.
@@ -57,7 +64,8 @@ type ZFSConfig struct {
 	// Portable makes a checkpoint carry a `zfs send` stream of the container's filesystem,
 	// so that it restores on a host without the snapshot.
 	Portable bool `toml:"portable"`
-	// Retain is how many checkpoint snapshots to keep per container (0: all).
+	// Retain is how many checkpoints to keep per container id (0: all); older ones are
+	// freed at the next checkpoint.
 	Retain int `toml:"retain"`
 }
 
@@ -135,13 +143,33 @@ func (c *Config) Merge(source string, body []byte) error {
 		}
 		return fmt.Errorf("invalid configuration in %s: %v: %w", source, err, errdefs.ErrInvalidArgument)
 	}
-	return c.validateAllowedAnnotations(source)
+	if err := c.validateAllowedAnnotations(source); err != nil {
+		return err
+	}
+	if err := ValidateStateRoot(source+": crun.root", c.Crun.Root); err != nil {
+		return err
+	}
+	return c.validateRoutes(source, body)
+}
+
+// ValidateStateRoot checks a runtime CLI's state root named field ("" keeps the default):
+// the CLI gets it as --root and creates folders under it, so it must be an absolute, clean
+// path without NUL.
+func ValidateStateRoot(field, p string) error {
+	if p == "" {
+		return nil
+	}
+	if !filepath.IsAbs(p) || filepath.Clean(p) != p || strings.ContainsRune(p, 0) {
+		return fmt.Errorf("%s %q: must be an absolute, clean path: %w", field, p, errdefs.ErrInvalidArgument)
+	}
+	return nil
 }
 
 // Clone returns an independent copy.
 func (c *Config) Clone() *Config {
 	cc := *c
 	cc.AllowedAnnotations = append([]string(nil), c.AllowedAnnotations...)
+	cc.Routes = append([]Route(nil), c.Routes...)
 	return &cc
 }
 

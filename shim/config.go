@@ -12,15 +12,22 @@ import (
 	"github.com/lxcri/lxcri/runtime"
 )
 
-// effectiveConfig layers the configuration of one container: the host file, then the
+// effectiveConfig layers the configuration of container id: the host file, then the
 // runtime options containerd passes (a RuntimeClass handler's options, or
 // `ctr --runtime-config-path`), then the backend annotation where the first two allow it.
 // Both configuration sources are the operator's: either may set allowed_annotations.
-func effectiveConfig(options typeurl.Any, spec *specs.Spec) (*runtime.Config, error) {
+//
+// The backend is, first that says: the annotation (where allowed), the runtime options'
+// backend, the first [[route]] that matches the container, the host file's backend, the
+// built-in default.
+func effectiveConfig(id string, options typeurl.Any, spec *specs.Spec) (*runtime.Config, error) {
 	cfg, err := runtime.LoadHostConfig()
 	if err != nil {
 		return nil, err
 	}
+	// Which backend the runtime options chose, if any: they are read over an empty backend.
+	hostBackend := cfg.Backend
+	cfg.Backend = ""
 	if options != nil && options.GetTypeUrl() != "" {
 		v, err := typeurl.UnmarshalAny(options)
 		if err != nil {
@@ -44,8 +51,30 @@ func effectiveConfig(options typeurl.Any, spec *specs.Spec) (*runtime.Config, er
 			if o.BinaryName != "" {
 				cfg.Crun.Binary = o.BinaryName
 			}
+			// Root is where the CLI keeps its state, as with containerd's runc shim, so
+			// the runtime's own CLI (`runc --root <root>/<namespace>`) sees the container.
+			if o.Root != "" {
+				if err := runtime.ValidateStateRoot("runtime options root", o.Root); err != nil {
+					return nil, err
+				}
+				cfg.Crun.Root = o.Root
+			}
 		default:
 			return nil, fmt.Errorf("runtime options of type %s are not lxcri's (use runtimeoptions.v1.Options with config_path or config_body): %w", options.GetTypeUrl(), errdefs.ErrInvalidArgument)
+		}
+	}
+	optionsChose := cfg.Backend != ""
+	if !optionsChose {
+		cfg.Backend = hostBackend
+	}
+	var annotations map[string]string
+	if spec != nil {
+		annotations = spec.Annotations
+	}
+	// Routes choose per container; without one (the runtime's -info) they do not apply.
+	if _, annotated := annotations[runtime.BackendAnnotation]; id != "" && !optionsChose && !annotated {
+		if r := cfg.Route(runtime.RouteInput{ID: id, Annotations: annotations}); r != nil {
+			r.Apply(cfg)
 		}
 	}
 	if spec != nil {

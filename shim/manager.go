@@ -142,15 +142,28 @@ func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_
 	if err != nil {
 		return nil, err
 	}
+	files := []*os.File{f}
 	args := []string{"-namespace", ns, "-id", id, "-address", params.GetContainerdGrpcAddress()}
 	if params.GetLogLevel() <= bootapi.LogLevel_LOG_LEVEL_DEBUG {
 		args = append(args, "-debug")
+		// With -debug, pkg/shim serves the debug endpoint (RegisterDebugPlugin) on fd 4.
+		df, daddr, err := debugSocket(ctx, socketDir, params.GetContainerdGrpcAddress(), group)
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			df.Close()
+			if retErr != nil {
+				shim.RemoveSocket(daddr)
+			}
+		}()
+		files = append(files, df)
 	}
 	cmd := exec.Command(self, args...)
 	cmd.Dir = cwd
 	// A shim serves few requests: a small GOMAXPROCS keeps its threads and memory down.
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
-	cmd.ExtraFiles = []*os.File{f}
+	cmd.ExtraFiles = files
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cgroupPath, err := shimCgroup(params)
 	if err != nil {
@@ -171,6 +184,34 @@ func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_
 	}
 	res.Address = addr
 	return res, nil
+}
+
+// debugSocket makes the debug socket of a new shim server of group, replacing one a dead
+// shim left behind (containerd's runc shim does the same), and returns its file and address.
+func debugSocket(ctx context.Context, socketDir, grpcAddress, group string) (*os.File, string, error) {
+	addr, err := shim.CreateSocketAddress(ctx, socketDir, grpcAddress, group, true)
+	if err != nil {
+		return nil, "", err
+	}
+	l, err := shim.NewSocket(addr)
+	if err != nil && shim.SocketEaddrinuse(err) {
+		if err := shim.RemoveSocket(addr); err != nil {
+			return nil, "", fmt.Errorf("remove stale shim debug socket: %w", err)
+		}
+		l, err = shim.NewSocket(addr)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("create shim debug socket %s: %w", addr, err)
+	}
+	f, err := l.File()
+	// The socket outlives this process: the shim server serves it from f.
+	l.SetUnlinkOnClose(false)
+	l.Close()
+	if err != nil {
+		shim.RemoveSocket(addr)
+		return nil, "", err
+	}
+	return f, addr, nil
 }
 
 // Stop runs after a shim died (containerd's `delete` action): it asks the container's
@@ -208,8 +249,9 @@ func (m *manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 		log.G(ctx).WithError(err).Warn("unmount rootfs")
 	}
 	if rec != nil && rec.Config != nil && rec.Config.ZFS.Dataset != "" {
+		// the record stays for the next `delete` when the dataset cannot go now
 		if err := zfsroot.ReleaseID(ctx, &rec.Config.ZFS, ns, id); err != nil {
-			log.G(ctx).WithError(err).Warn("release ZFS root filesystem")
+			return shim.StopStatus{}, fmt.Errorf("release the dataset of %s/%s (delete again to retry): %w", ns, id, err)
 		}
 	}
 	st := shim.StopStatus{ExitedAt: time.Now(), ExitStatus: 128 + int(syscall.SIGKILL)}
@@ -261,7 +303,7 @@ func (m *manager) Info(ctx context.Context, optionsR io.Reader) (*types.RuntimeI
 			opts, info.Options = &a, &a
 		}
 	}
-	cfg, err := effectiveConfig(opts, nil)
+	cfg, err := effectiveConfig("", opts, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -24,7 +24,11 @@ func RegisterTaskPlugin(backends Registry) {
 			if err != nil {
 				return nil, err
 			}
-			return NewTaskService(ic.Context, backends, pp.(shim.Publisher), ss.(shutdown.Service))
+			sd := ss.(shutdown.Service)
+			if f := removeGroupSockets(ic.Context, ic.Properties[plugins.PropertyGRPCAddress]); f != nil {
+				sd.RegisterCallback(f)
+			}
+			return NewTaskService(ic.Context, backends, pp.(shim.Publisher), sd)
 		},
 	})
 }

@@ -183,10 +183,11 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if spec.Process == nil || len(spec.Process.Args) == 0 {
 		return nil, fmt.Errorf("spec of task %q has no process args (process.args is empty): %w", r.ID, errdefs.ErrInvalidArgument)
 	}
-	cfg, err := effectiveConfig(r.Options, spec)
+	cfg, err := effectiveConfig(r.ID, r.Options, spec)
 	if err != nil {
 		return nil, err
 	}
+	ctx = withTaskLog(ctx, ns, r.ID, cfg)
 	backend, err := s.backends.get(ctx, cfg.Backend, cfg)
 	if err != nil {
 		return nil, err
@@ -211,6 +212,17 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		}
 	}()
 	undo = append(undo, func() { os.RemoveAll(stateDir) })
+	// The record goes first: a shim that dies from here on leaves what the `delete`
+	// action needs to release the root filesystem (its dataset included).
+	if err := writeRecord(r.Bundle, &record{Backend: cfg.Backend, StateDir: stateDir, Config: cfg.Redacted()}); err != nil {
+		return nil, err
+	}
+	keepRecord := false
+	undo = append(undo, func() {
+		if !keepRecord {
+			removeRecord(r.Bundle)
+		}
+	})
 
 	var (
 		rootfs string
@@ -258,15 +270,11 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if zroot != nil {
 		undo = append(undo, func() {
 			if err := zroot.Release(context.WithoutCancel(ctx)); err != nil {
+				keepRecord = true // for the `delete` action containerd runs next
 				log.G(ctx).WithError(err).WithField("id", r.ID).Warn("release ZFS root filesystem")
 			}
 		})
 	}
-	if err := writeRecord(r.Bundle, &record{Backend: cfg.Backend, StateDir: stateDir, Config: cfg.Redacted()}); err != nil {
-		return nil, err
-	}
-	undo = append(undo, func() { removeRecord(r.Bundle) })
-
 	stdio := runtime.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal}
 	pio, err := runtime.NewIO(ctx, r.ID, stdio)
 	if err != nil {
@@ -288,7 +296,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	t = newContainerTask(r.ID, r.Bundle, stateDir, cfg.Backend, c, stdio)
 	t.zfs = zroot
 	t.needs = needs
-	t.killAllOnExit = !ownsPIDNamespace(spec)
+	t.killAllOnExit = !runtime.OwnsPIDNamespace(spec)
 	complete = true
 
 	s.events.send(&eventstypes.TaskCreate{
@@ -475,26 +483,31 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (_ *task
 		}
 		return nil, p.invalid("delete", st)
 	}
-	// A created but never started task may be deleted: the backend force-removes it.
-	if err := t.container.Delete(ctx, st == stateCreated); err != nil {
-		return nil, err
+	if !t.backendDeleted {
+		// A created but never started task may be deleted: the backend force-removes it.
+		if err := t.container.Delete(ctx, st == stateCreated); err != nil {
+			return nil, err
+		}
+		// TaskDelete follows TaskExit.
+		select {
+		case <-p.stopped:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		for _, e := range t.execList() {
+			e.Delete(ctx)
+		}
+		p.Delete(ctx)
+		if err := runtime.UnmountRootfs(t.bundle); err != nil {
+			log.G(ctx).WithError(err).Warn("unmount rootfs")
+		}
+		t.backendDeleted = true
 	}
-	// TaskDelete follows TaskExit.
-	select {
-	case <-p.stopped:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	for _, e := range t.execList() {
-		e.Delete(ctx)
-	}
-	p.Delete(ctx)
-	if err := runtime.UnmountRootfs(t.bundle); err != nil {
-		log.G(ctx).WithError(err).Warn("unmount rootfs")
-	}
+	// A dataset that cannot go now keeps the task and its record: the next Delete (or,
+	// once the shim is gone, the `delete` action) tries again.
 	if t.zfs != nil {
 		if err := t.zfs.Release(ctx); err != nil {
-			log.G(ctx).WithError(err).WithField("id", r.ID).Warn("release ZFS root filesystem")
+			return nil, fmt.Errorf("delete task %q: release its root filesystem's dataset (delete again to retry): %w", r.ID, err)
 		}
 	}
 	os.RemoveAll(t.stateDir)

@@ -25,6 +25,9 @@ type containerTask struct {
 	// killAllOnExit: the container shares a pid namespace, so its init's exit leaves the
 	// other processes running; see service.killRemaining.
 	killAllOnExit bool
+	// backendDeleted: Delete removed the container from its backend (and may yet have to
+	// release its dataset).
+	backendDeleted bool
 
 	// ops serialises the RPCs that change the container as a whole (start of the init,
 	// pause, resume, checkpoint, delete): each checks the init's state, asks the backend,

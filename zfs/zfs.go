@@ -21,7 +21,8 @@
 //   - streams from elsewhere stay inert: Receive leaves the dataset unmounted, with the
 //     stream's mountpoint and sharing properties excluded and canmount=noauto, until
 //     Mount; CheckPlainStream refuses streams that carry properties or descendants;
-//   - per-image bases shared by containers: BaseFor, CloneForContainer, ReleaseContainer.
+//   - per-image bases shared by containers: BaseFor, CloneForContainer, ReleaseContainer;
+//   - checkpoints that outlive their container: KeepCheckpoint, ReleaseCheckpoint.
 //     Which containers use a base is derived from ZFS itself (the base snapshot's clones),
 //     so nothing is kept in memory and several processes may share a Store's parent.
 //
@@ -30,7 +31,10 @@
 //	<parent>/base-<imageKey>        the image's root filesystem, populated once
 //	<parent>/base-<imageKey>@base   its snapshot, the origin of the containers' clones
 //	<parent>/ct-<id>                a container's root filesystem, a clone of a base (or
-//	                                a received stream)
+//	                                a received stream, or a clone of its last checkpoint)
+//	<parent>/ckpt-<id>--<stamp>     a checkpoint of container id, kept until released:
+//	<parent>/ckpt-<id>--<stamp>@ckpt-<stamp>  its snapshot, which restores clone
+//	                                (see KeepCheckpoint)
 //
 // Production hosts run OpenZFS, where go-zfs works as it is. The test hosts run zfs-fuse
 // 0.7.0, whose older command line needs lxcri's translation layer (integration/zfstest)
@@ -500,31 +504,16 @@ func (s *Store) CloneForContainer(ctx context.Context, base, id string) (string,
 	return mp, nil
 }
 
-// ReleaseContainer destroys the container's dataset (with its snapshots) and then its
-// base, when the base is one of this Store's and no other clone uses it any more. It fails
-// with NotFound when the container has no dataset, and with FailedPrecondition when one of
-// the container's snapshots has clones (a restored container still uses it).
+// ReleaseContainer releases the container's dataset (ReleaseDataset): whatever was
+// cloned from it survives, and its base goes when no other container uses it. It fails
+// with NotFound when the container has no dataset.
 func (s *Store) ReleaseContainer(ctx context.Context, id string) error {
 	const op = "release"
 	ct := s.ContainerDataset(id)
 	if err := checkComponent(id); err != nil {
 		return invalid(op, ct, "bad container id: "+err.Error())
 	}
-	if err := s.check(op, ct, false); err != nil {
-		return err
-	}
-	origin, err := s.property(ctx, op, ct, "origin")
-	if err != nil {
-		return err
-	}
-	if err := s.Destroy(ctx, ct); err != nil {
-		return err
-	}
-	if !s.isBase(origin) {
-		return nil
-	}
-	_, err = s.releaseBase(ctx, origin)
-	return err
+	return s.ReleaseDataset(ctx, ct)
 }
 
 // PruneBases destroys the bases no container uses (left, for instance, by a process that

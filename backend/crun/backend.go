@@ -71,6 +71,8 @@ func (b *backend) Create(ctx context.Context, req *runtime.CreateRequest) (runti
 		stateDir: req.StateDir,
 		cli:      b.cli(req.Namespace, req.StateDir),
 		exits:    req.Exits,
+		// Without a pid namespace of its own, the init's death ends no other process.
+		killAllOnExit: !runtime.OwnsPIDNamespace(req.Spec),
 	}
 	if err := c.create(ctx, req.IO); err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	runc "github.com/containerd/go-runc"
+	"github.com/containerd/log"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -24,6 +25,9 @@ type container struct {
 	cli      *runc.Runc
 	exits    *runtime.ExitWatcher
 	init     *process
+	// killAllOnExit: the init's exit is recorded only once every other process of the
+	// container is gone (see process.waitExit).
+	killAllOnExit bool
 
 	mu sync.Mutex
 	cg cgroups.Cgroup
@@ -63,6 +67,12 @@ func (c *container) create(ctx context.Context, io *runtime.IO) error {
 	}
 	c.init = &process{Proc: runtime.NewProc(c.id, io), c: c, init: true}
 	c.init.SetPid(pid)
+	if c.killAllOnExit {
+		// Found through the init's pid, which is gone once it exits.
+		if _, err := c.cgroup(); err != nil {
+			log.G(ctx).WithError(err).WithField("id", c.id).Warn("crun: load the container's cgroup")
+		}
+	}
 	go c.init.waitExit(c.exits.Wait(pid))
 	return nil
 }
@@ -77,7 +87,11 @@ func (c *container) Start(ctx context.Context) error {
 }
 
 func (c *container) Exec(ctx context.Context, req *runtime.ExecRequest) (runtime.Process, error) {
-	return &process{Proc: runtime.NewProc(req.ID, req.IO), c: c, spec: req.Spec}, nil
+	ps := req.Process()
+	if ps == nil {
+		return nil, fmt.Errorf("exec %s: no process spec: %w", req.ID, errdefs.ErrInvalidArgument)
+	}
+	return &process{Proc: runtime.NewProc(req.ID, req.IO), c: c, spec: ps}, nil
 }
 
 func (c *container) KillAll(ctx context.Context, sig syscall.Signal) error {
@@ -143,7 +157,8 @@ func (c *container) Update(ctx context.Context, res *specs.LinuxResources) error
 }
 
 func (c *container) Checkpoint(ctx context.Context, req *runtime.CheckpointRequest) error {
-	return fmt.Errorf("checkpoint on the crun backend needs the ZFS snapshot store, which is not built yet: %w", errdefs.ErrNotImplemented)
+	// The shim checkpoints a container on ZFS itself; one reaching here is not on ZFS.
+	return runtime.CheckpointNeedsZFS(Name)
 }
 
 func (c *container) OOM() <-chan struct{} {
@@ -178,4 +193,18 @@ func (c *container) Delete(ctx context.Context, force bool) error {
 	}
 	os.Remove(filepath.Join(c.stateDir, "init.pid"))
 	return nil
+}
+
+// killRemaining kills what the dead init left in the container's cgroup and waits until
+// it is gone.
+func (c *container) killRemaining() {
+	c.mu.Lock()
+	cg := c.cg
+	c.mu.Unlock()
+	if cg == nil {
+		return
+	}
+	if err := cgroups.KillAllWait(context.Background(), cg, killRemainingTimeout); err != nil {
+		log.L.WithError(err).WithField("id", c.id).Warn("crun: kill the processes left after the init's exit")
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/containerd/errdefs"
 )
 
 func containsAny(s string, subs ...string) bool {
@@ -48,4 +50,16 @@ func lastLogError(path string) string {
 		}
 	}
 	return last
+}
+
+// killError makes the CLI's refusal to signal a container that is gone NotFound, as
+// containerd's runc shim does: the container was deleted behind the shim's back (`runc
+// delete --force` with the same root) or its init has just exited. Callers such as
+// containerd's Task.Kill then treat the task as finished instead of failing.
+func killError(err error) error {
+	msg := strings.ToLower(err.Error())
+	if isNotExist(err) || containsAny(msg, "container not running", "process already finished", "no such process") {
+		return fmt.Errorf("%w: %w", err, errdefs.ErrNotFound)
+	}
+	return err
 }

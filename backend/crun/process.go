@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/containerd/errdefs"
 	runc "github.com/containerd/go-runc"
@@ -23,8 +24,18 @@ type process struct {
 	init bool
 }
 
+// killRemainingTimeout bounds the wait for the processes an init without a pid namespace
+// of its own leaves behind to die of SIGKILL.
+const killRemainingTimeout = 10 * time.Second
+
 func (p *process) waitExit(ch <-chan int) {
-	p.SetExited(<-ch)
+	status := <-ch
+	if p.init && p.c.killAllOnExit {
+		// As containerd's runc shim: whoever sees the init's exit (Wait, State, the exit
+		// event) sees a container with no process left.
+		p.c.killRemaining()
+	}
+	p.SetExited(status)
 }
 
 // Start runs an exec'ed process with `<cli> exec --detach`.
@@ -72,7 +83,7 @@ func (p *process) Kill(ctx context.Context, sig syscall.Signal) error {
 	}
 	if p.init {
 		if err := p.c.cli.Kill(ctx, p.c.id, int(sig), &runc.KillOpts{}); err != nil {
-			return cliError(err, "kill", p.c.cli.Log)
+			return killError(cliError(err, "kill", p.c.cli.Log))
 		}
 		return nil
 	}

@@ -215,6 +215,14 @@ func (b *backend) Create(ctx context.Context, req *runtime.CreateRequest) (_ run
 		c.init.closeSlave()
 		return nil, err
 	}
+	// As runc, a program that is not there fails Create, not Start: the init is in the
+	// container's root by now, held before it runs the program.
+	if err := checkInitProgram(c.init.Pid(), req.Spec.Process); err != nil {
+		if derr := c.Delete(ctx, true); derr != nil {
+			log.G(ctx).WithError(derr).WithField("id", req.ID).Warn("lxc: remove the container whose program is missing")
+		}
+		return nil, err
+	}
 	log.G(ctx).WithField("id", req.ID).Debugf("lxc: created container %s in %s, init %d", name, lxcpath, c.init.Pid())
 	return c, nil
 }

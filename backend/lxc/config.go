@@ -11,7 +11,8 @@ import (
 	"github.com/lxcri/lxcri/runtime"
 )
 
-// HelperName is the start helper's file name; by default it sits beside the shim binary.
+// HelperName is the start helper's file name; it is looked for beside the shim binary,
+// on PATH and in the install prefix, unless [lxc] helper names it.
 const HelperName = "lxcri-start"
 
 // DefaultLogLevel is liblxc's log level when [lxc] log_level is not set.
@@ -25,30 +26,92 @@ type settings struct {
 
 var logLevels = []string{"TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "ERROR", "CRIT", "ALERT", "FATAL"}
 
-// DefaultHelper is lxcri-start beside the running executable.
-func DefaultHelper() (string, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return "", err
+// InstallBinDir is where `make install` puts the shim and the helper (PREFIX/bin); the
+// Makefile sets it at build time to its PREFIX.
+var InstallBinDir = "/usr/local/bin"
+
+// helperCandidate is one place the start helper is looked for.
+type helperCandidate struct {
+	path, why string
+}
+
+// helperCandidates lists, in order, where the start helper is looked for when [lxc]
+// helper is not set: beside the shim binary (its real path, then the path it was started
+// by, as containerd may run it through a symlink or a copy), each folder of PATH, and the
+// install prefix.
+func helperCandidates(exe, argv0, pathEnv string) []helperCandidate {
+	var out []helperCandidate
+	seen := map[string]bool{}
+	add := func(dir, why string) {
+		if dir == "" || !filepath.IsAbs(dir) {
+			return
+		}
+		p := filepath.Join(dir, HelperName)
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, helperCandidate{p, why})
+		}
 	}
-	return filepath.Join(filepath.Dir(exe), HelperName), nil
+	if exe != "" {
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+		add(filepath.Dir(exe), "beside the shim "+exe)
+	}
+	if filepath.IsAbs(argv0) {
+		add(filepath.Dir(argv0), "beside the shim as started, "+argv0)
+	}
+	for _, dir := range filepath.SplitList(pathEnv) {
+		add(dir, "on PATH")
+	}
+	add(InstallBinDir, "the install prefix")
+	return out
+}
+
+// isExecutable tells whether p is a file with an execute bit.
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+// findHelper returns the first executable candidate, or an error naming every place
+// looked in.
+func findHelper(cands []helperCandidate) (string, error) {
+	var looked []string
+	for _, c := range cands {
+		if isExecutable(c.path) {
+			return c.path, nil
+		}
+		looked = append(looked, fmt.Sprintf("%s (%s)", c.path, c.why))
+	}
+	return "", fmt.Errorf("lxc backend: start helper %s not found; looked in %s; install it beside the shim (make install) or set [lxc] helper in %s: %w",
+		HelperName, strings.Join(looked, ", "), runtime.DefaultConfigPath, errdefs.ErrFailedPrecondition)
+}
+
+// LocateHelper finds the start helper the way a shim at shimExe would when [lxc] helper is
+// not set; the error names every place looked in.
+func LocateHelper(shimExe string) (string, error) {
+	return findHelper(helperCandidates(shimExe, "", os.Getenv("PATH")))
 }
 
 func resolveSettings(c runtime.LXCConfig) (*settings, error) {
 	s := &settings{helper: c.Helper, logLevel: strings.ToUpper(c.LogLevel)}
-	if s.helper == "" {
-		h, err := DefaultHelper()
+	if s.helper != "" {
+		// The operator's choice is the helper, or an error: another one found elsewhere
+		// could be of another build.
+		if !filepath.IsAbs(s.helper) {
+			return nil, fmt.Errorf("lxc backend: [lxc] helper %q is not an absolute path: %w", s.helper, errdefs.ErrInvalidArgument)
+		}
+		if !isExecutable(s.helper) {
+			return nil, fmt.Errorf("lxc backend: start helper %s ([lxc] helper) is missing or not executable: %w", s.helper, errdefs.ErrFailedPrecondition)
+		}
+	} else {
+		exe, _ := os.Executable()
+		h, err := findHelper(helperCandidates(exe, os.Args[0], os.Getenv("PATH")))
 		if err != nil {
-			return nil, fmt.Errorf("lxc backend: locate %s: %w", HelperName, err)
+			return nil, err
 		}
 		s.helper = h
-	}
-	if !filepath.IsAbs(s.helper) {
-		return nil, fmt.Errorf("lxc backend: [lxc] helper %q is not an absolute path: %w", s.helper, errdefs.ErrInvalidArgument)
-	}
-	fi, err := os.Stat(s.helper)
-	if err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
-		return nil, fmt.Errorf("lxc backend: start helper %s is missing or not executable (build it with make, or set [lxc] helper): %w", s.helper, errdefs.ErrFailedPrecondition)
 	}
 	if s.logLevel == "" {
 		s.logLevel = DefaultLogLevel

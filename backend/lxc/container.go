@@ -41,6 +41,10 @@ type container struct {
 	cg      cgroups.Cgroup
 
 	oom chan struct{}
+
+	// killAllOnExit: the container has no pid namespace of its own, so the init's death
+	// ends no other process; they are killed before the init's exit is recorded.
+	killAllOnExit bool
 }
 
 func newContainer(b *backend, req *runtime.CreateRequest, res *Result, name, lxcpath string) *container {
@@ -48,7 +52,7 @@ func newContainer(b *backend, req *runtime.CreateRequest, res *Result, name, lxc
 	c := &container{
 		b: b, id: req.ID, name: name, lxcpath: lxcpath, dir: req.StateDir, bundle: req.Bundle,
 		spec: req.Spec, res: res, exits: req.Exits, life: life, cancel: cancel,
-		oom: make(chan struct{}, 64),
+		oom: make(chan struct{}, 64), killAllOnExit: !runtime.OwnsPIDNamespace(req.Spec),
 	}
 	c.init = &process{Proc: runtime.NewProc(req.ID, req.IO), c: c, init: true, pidfd: -1}
 	return c
@@ -168,17 +172,18 @@ func (c *container) OOMCount() (uint64, bool) {
 func (c *container) OOM() <-chan struct{} { return c.oom }
 
 func (c *container) Exec(ctx context.Context, req *runtime.ExecRequest) (runtime.Process, error) {
-	if req.Spec == nil {
+	ps := req.Process()
+	if ps == nil {
 		return nil, fmt.Errorf("exec %s: no process spec: %w", req.ID, errdefs.ErrInvalidArgument)
 	}
-	if c.spec.Process != nil && c.spec.Process.NoNewPrivileges && !req.Spec.NoNewPrivileges {
+	if c.spec.Process != nil && c.spec.Process.NoNewPrivileges && !ps.NoNewPrivileges {
 		return nil, fieldErr("process.noNewPrivileges", "the container's processes have no_new_privs (liblxc sets it for every exec'ed process too); an exec without it is not supported")
 	}
-	spec, err := execSpec(req.Spec)
+	spec, err := execSpec(ps)
 	if err != nil {
 		return nil, err
 	}
-	return &process{Proc: runtime.NewProc(req.ID, req.IO), c: c, spec: req.Spec, execSpec: spec, pidfd: -1}, nil
+	return &process{Proc: runtime.NewProc(req.ID, req.IO), c: c, spec: ps, execSpec: spec, pidfd: -1}, nil
 }
 
 func (c *container) KillAll(ctx context.Context, sig syscall.Signal) error {
@@ -249,7 +254,8 @@ func (c *container) Update(ctx context.Context, res *specs.LinuxResources) error
 }
 
 func (c *container) Checkpoint(ctx context.Context, req *runtime.CheckpointRequest) error {
-	return fmt.Errorf("checkpoint on the lxc backend needs the ZFS snapshot store, which is not built yet: %w", errdefs.ErrNotImplemented)
+	// The shim checkpoints a container on ZFS itself; one reaching here is not on ZFS.
+	return runtime.CheckpointNeedsZFS(Name)
 }
 
 // Delete removes the container's configuration and the cgroups liblxc leaves. It never
@@ -318,5 +324,25 @@ func (c *container) poststop(ctx context.Context) {
 		if err := c.runHook(ctx, h, c.state("stopped")); err != nil {
 			log.G(ctx).WithError(err).WithField("id", c.id).Warnf("lxc: poststop hook %d (%s) failed", i, h.Path)
 		}
+	}
+}
+
+// killRemainingTimeout bounds the wait for the processes the init left to die of SIGKILL.
+const killRemainingTimeout = 10 * time.Second
+
+// killRemaining kills what the dead init left in the container's cgroup and waits until
+// it is gone. A cgroup liblxc already removed had nothing left in it.
+func (c *container) killRemaining() {
+	c.mu.Lock()
+	cg := c.cg
+	c.mu.Unlock()
+	if cg == nil {
+		var err error
+		if cg, err = cgroups.Load("/" + c.res.CgroupPath); err != nil {
+			return
+		}
+	}
+	if err := cgroups.KillAllWait(context.Background(), cg, killRemainingTimeout); err != nil {
+		log.L.WithError(err).WithField("id", c.id).Warn("lxc: kill the processes left after the init's exit")
 	}
 }

@@ -21,7 +21,7 @@ func (b *backend) Features(ctx context.Context) (*features.Features, error) {
 		OCIVersionMin: "1.0.0",
 		OCIVersionMax: specs.Version,
 		Hooks:         []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"},
-		MountOptions:  sortedKeys(lxcMountFlags),
+		MountOptions:  supportedMountOptions(),
 		Linux: &features.Linux{
 			Capabilities: append([]string(nil), capNames...),
 			Cgroup: &features.Cgroup{
@@ -65,4 +65,16 @@ func hostAppArmor() bool {
 func hostSELinux() bool {
 	_, err := os.Stat("/sys/fs/selinux/enforce")
 	return err == nil
+}
+
+// supportedMountOptions are the mount options the translator maps and does not refuse
+// (shared propagation is mapped by liblxc's flag table but refused at Create).
+func supportedMountOptions() []string {
+	var out []string
+	for _, o := range sortedKeys(lxcMountFlags) {
+		if _, refused := unsupportedMountOptions[o]; !refused {
+			out = append(out, o)
+		}
+	}
+	return out
 }

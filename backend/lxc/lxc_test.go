@@ -678,44 +678,41 @@ func TestLXCCgroups(t *testing.T) {
 
 func TestLXCStartFailures(t *testing.T) {
 	ctx := testCtx()
-	c := newTestContainer(t, ctx, func(s *specs.Spec) { s.Process.Args = []string{"/no/such/init"} })
-	err := c.Start(ctx)
-	if err == nil {
-		t.Fatal("start of a missing program succeeded")
-	}
-	t.Logf("start error: %v", err)
-	select {
-	case <-c.Init().Done():
-	case <-time.After(5 * time.Second):
-		t.Error("a failed init never ends")
-	}
-
-	// a missing cwd fails already at Create (liblxc changes into it before the init is
-	// held), as under runc
 	helper, rootfs, exits := lxcEnv(t)
 	b, err := New(ctx, &runtime.Config{LXC: runtime.LXCConfig{Helper: helper}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := baseSpec(t)
-	spec.Process.Cwd = "/no/such/dir"
-	spec.Linux.CgroupsPath = "/" + testCgroupParent + "/badcwd"
-	stateDir := filepath.Join(t.TempDir(), "default", "badcwd")
-	_, err = b.Create(ctx, &runtime.CreateRequest{
-		ID: "badcwd", Namespace: "default", Bundle: t.TempDir(), Rootfs: rootfs, Spec: spec,
-		StateDir: stateDir, IO: newTestIO(t, ctx, "badcwd", false, false).io, Exits: exits, Config: &runtime.Config{},
-	})
-	if err == nil || !strings.Contains(err.Error(), "/no/such/dir") {
-		t.Errorf("create with a missing cwd: %v, want an error naming it", err)
-	} else {
-		t.Logf("create error: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(stateDir, configFile)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("a failed create left its configuration: %v", err)
+	// A missing program and a missing cwd both fail already at Create, as under runc
+	// (the program is looked up and liblxc changes into the cwd before the init is held),
+	// and leave nothing behind.
+	for _, tc := range []struct {
+		id, want string
+		mutate   func(*specs.Spec)
+	}{
+		{"badinit", "/no/such/init", func(s *specs.Spec) { s.Process.Args = []string{"/no/such/init"} }},
+		{"badcwd", "/no/such/dir", func(s *specs.Spec) { s.Process.Cwd = "/no/such/dir" }},
+	} {
+		spec := baseSpec(t)
+		tc.mutate(spec)
+		spec.Linux.CgroupsPath = "/" + testCgroupParent + "/" + tc.id
+		stateDir := filepath.Join(t.TempDir(), "default", tc.id)
+		_, err = b.Create(ctx, &runtime.CreateRequest{
+			ID: tc.id, Namespace: "default", Bundle: t.TempDir(), Rootfs: rootfs, Spec: spec,
+			StateDir: stateDir, IO: newTestIO(t, ctx, tc.id, false, false).io, Exits: exits, Config: &runtime.Config{},
+		})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: create: %v, want an error naming %s", tc.id, err, tc.want)
+		} else {
+			t.Logf("%s: create error: %v", tc.id, err)
+		}
+		if _, err := os.Stat(filepath.Join(stateDir, configFile)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: a failed create left its configuration: %v", tc.id, err)
+		}
 	}
 
 	// killed before start: ends like runc's waiting init, and cannot start anymore
-	c = newTestContainer(t, ctx, nil)
+	c := newTestContainer(t, ctx, nil)
 	if err := c.Init().Kill(ctx, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -277,7 +277,14 @@ func (p *process) launch(ctx context.Context, cmd *exec.Cmd, spec []byte, size *
 	}
 	err = h.wait(ctx, cond)
 	if err == nil && consoleCh != nil && h.target > 0 {
-		err = p.attachConsole(ctx, consoleCh)
+		if err = p.attachConsole(ctx, consoleCh); err != nil {
+			// A process that sent no terminal reported why before it ended (and
+			// attachConsole killed it): say that, not only what the shim saw.
+			h.wait(ctx, h.exited)
+			if h.errMsg != "" {
+				err = fmt.Errorf("%w: %s%s", err, h.errMsg, logTail(p.c.logPath()))
+			}
+		}
 	}
 	if gate && err == nil {
 		err = h.result(ctx, nil)
@@ -585,6 +592,11 @@ func (p *process) openPidfd(pid int) {
 // finish records the exit of the process (the helper's status is the process's, unless
 // the init was killed before it ran).
 func (p *process) finish(status int) {
+	if p.init && p.c.killAllOnExit && p.c.isStarted() {
+		// Without a pid namespace of its own, liblxc's monitor may end before the
+		// init's children do: whoever sees the init's exit sees none of them left.
+		p.c.killRemaining()
+	}
 	p.closeGate()
 	p.closeSlave()
 	p.mu.Lock()

@@ -30,6 +30,11 @@ var unsupportedMountOptions = map[string]string{
 	"nosymfollow": "nosymfollow", "symfollow": "symfollow", "rnosymfollow": "recursive nosymfollow",
 	"rsymfollow": "recursive symfollow", "idmap": "idmapped mounts", "ridmap": "idmapped mounts",
 	"tmpcopyup": "tmpfs copy-up", "copy-symlink": "copy-symlink", "norbind": "norbind",
+	// liblxc turns every mount of the container's namespace into a slave of the host's
+	// before it makes the container's mounts: a mount made in the container would never
+	// reach the host, so Bidirectional propagation is refused rather than given one way.
+	"shared":  "propagation back to the host; liblxc makes the container's mounts slaves of the host's",
+	"rshared": "propagation back to the host; liblxc makes the container's mounts slaves of the host's",
 }
 
 // lxcMountOptionWords are liblxc's own mount options (src/lxc/conf.c:

@@ -208,6 +208,8 @@ func TestTranslateErrors(t *testing.T) {
 		{"linux.personality.domain", func(s *specs.Spec) { s.Linux.Personality = &specs.LinuxPersonality{Domain: "BSD"} }},
 		{"mounts[0].destination", func(s *specs.Spec) { s.Mounts[0].Destination = "proc" }},
 		{"mounts[1].options[1]", func(s *specs.Spec) { s.Mounts[1].Options[1] = "rro" }},
+		{"mounts[1].options[1]", func(s *specs.Spec) { s.Mounts[1].Options[1] = "rshared" }},
+		{"mounts[1].options[1]", func(s *specs.Spec) { s.Mounts[1].Options[1] = "shared" }},
 		{"mounts[2].uidMappings", func(s *specs.Spec) { s.Mounts[2].UIDMappings = []specs.LinuxIDMapping{{Size: 1}} }},
 		{"mounts[6].options[0]", func(s *specs.Spec) {
 			s.Mounts[6] = specs.Mount{Destination: "/data", Type: "bind", Source: "/srv", Options: []string{"size=10"}}

@@ -20,6 +20,7 @@ func main() {
 		proxmoxlxc.Name: proxmoxlxc.New,
 	}
 	lxcshim.RegisterTaskPlugin(backends)
+	lxcshim.RegisterDebugPlugin()
 	// No catch-all reaper: the task service waits for each process by pid (see
 	// runtime.ExitWatcher), so that os/exec in libraries keeps working.
 	shim.RunShim(context.Background(), lxcshim.NewManager(backends), func(c *shim.Config) { c.NoReaper = true })

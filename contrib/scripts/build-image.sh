@@ -8,6 +8,11 @@
 #             e.g. docker.io/library/busybox:lxcri
 #   CMD_JSON  the image's Cmd, default '["/bin/sh"]'
 #
+# Optional environment, for images that test suites expect with a given content:
+#   IMAGE_USER       the image config's User (e.g. 1002, www-data, 1003:1003)
+#   IMAGE_EXTRA_DIR  a folder copied over the root filesystem (extra files, /etc/passwd lines)
+#   IMAGE_ENV        one more KEY=VALUE in the config's Env (a distinct image of the same files)
+#
 # The image holds /bin/busybox from Debian's busybox-static, one symlink per applet, and a
 # minimal /etc. No registry, docker or umoci is involved, and the output is deterministic:
 # the same busybox binary, REF and CMD always give the same digests.
@@ -57,6 +62,23 @@ printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$R/etc/group"
 printf 'nameserver 127.0.0.1\n' >"$R/etc/resolv.conf"
 printf '127.0.0.1 localhost\n' >"$R/etc/hosts"
+if [ -n "${IMAGE_EXTRA_DIR:-}" ]; then
+  cp -a "$IMAGE_EXTRA_DIR/." "$R/"
+fi
+USER_JSON=
+if [ -n "${IMAGE_USER:-}" ]; then
+  case "$IMAGE_USER" in
+    *[!A-Za-z0-9_.:-]*) echo "build-image: IMAGE_USER $IMAGE_USER: only letters, digits and _.:- are allowed" >&2; exit 1 ;;
+  esac
+  USER_JSON=',"User":"'"$IMAGE_USER"'"'
+fi
+ENV_JSON=
+if [ -n "${IMAGE_ENV:-}" ]; then
+  case "$IMAGE_ENV" in
+    *[!A-Za-z0-9_.:/=-]* | =* | [!A-Za-z_]*) echo "build-image: IMAGE_ENV $IMAGE_ENV: want KEY=VALUE of letters, digits and _.:/=-" >&2; exit 1 ;;
+  esac
+  ENV_JSON=',"'"$IMAGE_ENV"'"'
+fi
 
 B=$WORK/layout/blobs/sha256
 mkdir -p "$B"
@@ -79,7 +101,7 @@ blob() { # blob FILE -> copies FILE into the layout, prints "DIGEST SIZE"
   echo "$d $s"
 }
 
-printf '%s' '{"created":"2020-01-01T00:00:00Z","architecture":"'"$ARCH"'","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":'"$CMD"',"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:'"$DIFFID"'"]},"history":[{"created":"2020-01-01T00:00:00Z","created_by":"lxcri build-image.sh"}]}' >"$WORK/config.json"
+printf '%s' '{"created":"2020-01-01T00:00:00Z","architecture":"'"$ARCH"'","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"'"$ENV_JSON"'],"Cmd":'"$CMD"',"WorkingDir":"/"'"$USER_JSON"'},"rootfs":{"type":"layers","diff_ids":["sha256:'"$DIFFID"'"]},"history":[{"created":"2020-01-01T00:00:00Z","created_by":"lxcri build-image.sh"}]}' >"$WORK/config.json"
 read -r CDIG CSIZE < <(blob "$WORK/config.json")
 
 printf '%s' '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:'"$CDIG"'","size":'"$CSIZE"'},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:'"$LDIG"'","size":'"$LSIZE"'}]}' >"$WORK/manifest.json"

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/lxcri/lxcri/integration/harness"
 )
@@ -124,8 +125,8 @@ func (h *crunHost) ensure() error {
 // release unmounts hugetlb if we mounted it, so that the other runtimes run on the host as
 // it is: with hugetlb mounted as a v1 hierarchy containerd's runc shim cannot load a
 // container's cgroup ("cannot find cgroup mount destination") and skips its OOM watch, and
-// runc makes a hugetlb cgroup per container. A hierarchy that still has cgroups survives
-// the unmount and comes back with the next mount.
+// runc makes a hugetlb cgroup per container. The hierarchy's cgroups go first: one left
+// would keep it alive, mounted nowhere, which breaks the same cgroup loading for everyone.
 func (h *crunHost) release() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -133,9 +134,5 @@ func (h *crunHost) release() error {
 		return nil
 	}
 	h.mounted = false
-	if out, err := exec.Command("umount", hugetlbDir).CombinedOutput(); err != nil {
-		return fmt.Errorf("umount %s: %v: %s", hugetlbDir, err, out)
-	}
-	os.Remove(hugetlbDir)
-	return nil
+	return harness.UnmountCgroupV1(hugetlbDir, "hugetlb", 10*time.Second)
 }

@@ -633,7 +633,7 @@ func (r *runner) lifecycle(b *Backend, id string, annotations map[string]string)
 	ctx, cancel := context.WithTimeout(r.ctx, r.o.CallTimeout)
 	defer cancel()
 	ctx = withNS(ctx, r.env)
-	var out syncBuffer
+	var out harness.SyncBuffer
 	ioc := cio.NewCreator(cio.WithStreams(nil, &out, io.Discard))
 	t0 := time.Now()
 	c, err := r.newContainer(ctx, b, id, annotations, "echo", "hi")
@@ -1122,7 +1122,7 @@ func (r *runner) clientExec(b *Backend, x *running, execID string) (startToExit,
 	ps := *spec.Process
 	ps.Args = []string{"echo", "hi"}
 	ps.Terminal = false
-	var out syncBuffer
+	var out harness.SyncBuffer
 	t0 := time.Now()
 	p, err := x.task.Exec(ctx, execID, &ps, cio.NewCreator(cio.WithStreams(nil, &out, io.Discard)))
 	if err != nil {
@@ -1229,23 +1229,6 @@ func otherDaemons(ours int) int {
 		}
 	}
 	return n
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func withNS(ctx context.Context, env *harness.Env) context.Context {

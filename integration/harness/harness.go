@@ -40,6 +40,8 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+
+	"github.com/lxcri/lxcri/integration/inherit"
 )
 
 const (
@@ -513,6 +515,7 @@ func (e *Env) startDaemon() error {
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "---- harness: starting containerd at %s ----\n", time.Now().Format(time.RFC3339Nano))
+	inherit.CloseOnExec()
 	cmd := exec.Command(filepath.Join(e.ToolsDir, "containerd"), "--config", e.ConfigPath, "--log-level", d.opts.logLevel)
 	cmd.Env = append(append(os.Environ(), "PATH="+d.path), d.opts.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf

@@ -183,18 +183,24 @@ func TestLeakHelpers(t *testing.T) {
 	_ = harness.ShimProcesses()
 }
 
-// contrib/containerd/lxcri.toml must load into containerd 2.x and define the handlers.
+// The handlers of contrib/containerd/*.toml, one per backend, must load into containerd 2.x
+// together, each with its runtime type and options.
 func TestContribContainerdSnippet(t *testing.T) {
-	snippet, err := os.ReadFile(filepath.Join(harness.RepoRoot(), "contrib", "containerd", "lxcri.toml"))
-	if err != nil {
-		t.Fatal(err)
+	var all []string
+	for _, name := range []string{"lxcri", "lxcri-crun", "lxcri-proxmox-lxc", "lxcri-proxmox-vm"} {
+		b, err := os.ReadFile(filepath.Join(harness.RepoRoot(), "contrib", "containerd", name+".toml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, string(b))
 	}
-	env := harness.Start(t, harness.WithoutShim(), harness.WithoutImage(), harness.WithConfig(string(snippet)))
+	env := harness.Start(t, harness.WithoutShim(), harness.WithoutImage(), harness.WithConfig(strings.Join(all, "\n")))
 	out, errOut, code := env.Crictl("info")
 	if code != 0 {
 		t.Fatalf("crictl info: exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{`"lxcri"`, `"lxcri-lxc"`, `"lxcri-runc"`, `"io.containerd.lxcri.v2"`, `/etc/lxcri/config.toml`, `/usr/bin/runc`} {
+	for _, want := range []string{`"lxcri"`, `"lxcri-crun"`, `"lxcri-proxmox-lxc"`, `"lxcri-proxmox-vm"`, `"io.containerd.lxcri.v2"`,
+		`/etc/lxcri/config.toml`, `/usr/bin/runc`, `"proxmox-lxc"`, `"proxmox-vm"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("crictl info lacks %s", want)
 		}

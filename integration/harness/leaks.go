@@ -93,8 +93,9 @@ func MountsUnder(dir string) []string {
 }
 
 type mount struct {
-	point  string
-	fstype string
+	point     string
+	fstype    string
+	superOpts string
 }
 
 func mountinfoList() []mount {
@@ -104,7 +105,7 @@ func mountinfoList() []mount {
 	}
 	out := make([]mount, 0, len(infos))
 	for _, m := range infos {
-		out = append(out, mount{point: m.Mountpoint, fstype: m.FSType})
+		out = append(out, mount{point: m.Mountpoint, fstype: m.FSType, superOpts: m.VFSOptions})
 	}
 	return out
 }

@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lxcri/lxcri/integration/harness"
 )
@@ -68,6 +68,9 @@ func crunHost(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "hugetlb.2MB.limit_in_bytes")); err == nil {
 		return
 	}
+
+	// (A hugetlb hierarchy left alive by an earlier unmount is mounted again here, and
+	// released for good by the cleanup.)
 	if err := exec.Command("mount", "-o", "remount,rw", "/sys/fs/cgroup").Run(); err != nil {
 		t.Logf("remount /sys/fs/cgroup rw: %v", err)
 	}
@@ -78,16 +81,10 @@ func crunHost(t *testing.T) {
 		t.Fatalf("crun host setup: mount hugetlb cgroup v1: %v: %s", err, out)
 	}
 	t.Cleanup(func() {
-		// Cgroups left in the hierarchy would keep it alive, hidden, after the unmount.
-		entries, _ := os.ReadDir(dir)
-		for _, e := range entries {
-			if e.IsDir() {
-				syscall.Rmdir(filepath.Join(dir, e.Name()))
-			}
+		// A hierarchy unmounted with cgroups left would stay alive, mounted nowhere, and
+		// break loading any process's cgroup from /proc/PID/cgroup for the tests after.
+		if err := harness.UnmountCgroupV1(dir, "hugetlb", 10*time.Second); err != nil {
+			t.Errorf("crun host teardown: %v", err)
 		}
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Logf("umount %s: %v: %s", dir, err, out)
-		}
-		os.Remove(dir)
 	})
 }

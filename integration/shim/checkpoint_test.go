@@ -28,6 +28,8 @@ import (
 
 	"github.com/lxcri/lxcri/integration/harness"
 	"github.com/lxcri/lxcri/integration/zfstest"
+	"github.com/lxcri/lxcri/runtime"
+	"github.com/lxcri/lxcri/runtime/zfsroot"
 )
 
 // zfsBackends are the local backends whose root filesystems live on ZFS: lxc and crun
@@ -48,10 +50,31 @@ func zfsBackends() []backendCase {
 func startZFS(t *testing.T, b backendCase, extra string, opts ...harness.Option) (*harness.Env, string) {
 	t.Helper()
 	pool, _ := zfstest.Pool(t)
-	// after the harness's cleanup (which deletes the containers), before the pool's
-	t.Cleanup(func() { assertNoDatasets(t, pool) })
+	// after the harness's cleanup (which deletes the containers and, with containerd,
+	// every checkpoint image), before the pool's: a sweep then frees every checkpoint
+	t.Cleanup(func() {
+		res, err := zfsroot.Sweep(context.Background(), &runtime.ZFSConfig{Dataset: pool + "/lxcri"}, nil, zfsroot.SweepOptions{})
+		if err != nil {
+			t.Errorf("sweep after the test: %v", err)
+		} else if len(res.Live) > 0 || len(res.Young) > 0 {
+			t.Errorf("sweep without images kept %v", res)
+		}
+		assertNoDatasets(t, pool)
+	})
 	b.config += fmt.Sprintf("\n[zfs]\ndataset = %q\n%s", pool+"/lxcri", extra)
 	return start(t, b, opts...), pool
+}
+
+// checkpointsOf lists the checkpoint datasets of container id of env's namespace.
+func checkpointsOf(t *testing.T, env *harness.Env, pool, id string) []string {
+	t.Helper()
+	var out []string
+	for _, d := range zfstest.Datasets(t, pool) {
+		if strings.HasPrefix(d, pool+"/lxcri/ckpt-"+env.Namespace+"--"+id+"--") && !strings.Contains(d, "@") {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // assertNoDatasets: once the test removed its containers, only the pool and the parent
@@ -185,7 +208,7 @@ func TestCheckpointRestore(t *testing.T) {
 				t.Errorf("the original shows %q after the restores, want %q", got, fp2)
 			}
 
-			// the original goes first: its snapshots move to the restores
+			// the original goes first: its checkpoints, and so the restores, live on
 			removeTask(t, env, "src")
 			if got := fingerprint(t, env, "dst1", "f6"); got != fp1 {
 				t.Errorf("after the original was deleted dst1 shows %q, want %q", got, fp1)
@@ -223,7 +246,8 @@ func TestCheckpointExit(t *testing.T) {
 }
 
 // TestCheckpointPortable: with portable = true the checkpoint carries a send stream and
-// restores after the original container and its snapshot are gone; retain prunes.
+// restores after the original container and its checkpoints' snapshots are gone; retain
+// prunes.
 func TestCheckpointPortable(t *testing.T) {
 	for _, b := range zfsBackends() {
 		t.Run(b.name, func(t *testing.T) {
@@ -232,15 +256,20 @@ func TestCheckpointPortable(t *testing.T) {
 			ctrOK(t, env, "task", "exec", "--exec-id", "w1", "po", "sh", "-c", "echo v1 > /state && mkdir /dir && echo x > /dir/x")
 			fp := fingerprint(t, env, "po", "f1")
 			ref := checkpointContainer(t, env, "po", "lxcri.test/ckpt:po1")
-			ds := pool + "/lxcri/ct-" + env.Namespace + "--po"
+			first := checkpointsOf(t, env, pool, "po")
 			checkpointContainer(t, env, "po", "lxcri.test/ckpt:po2")
 			checkpoint(t, env, "po")
-			if s := snapshotsOf(t, pool, ds); len(s) != 2 {
-				t.Errorf("with retain = 2 after three checkpoints the snapshots are %v", s)
+			kept := checkpointsOf(t, env, pool, "po")
+			if len(kept) != 2 || slices.Contains(kept, first[0]) {
+				t.Errorf("with retain = 2 after three checkpoints the checkpoints are %v (the first was %v)", kept, first)
 			}
 			removeTask(t, env, "po")
-			if s := snapshotsOf(t, pool, ds); len(s) != 0 {
-				t.Fatalf("snapshots left after delete: %v", s)
+			// the checkpoints outlive the container; once freed, the stream restores
+			if _, err := zfsroot.Sweep(env.Context(), &runtime.ZFSConfig{Dataset: pool + "/lxcri"}, nil, zfsroot.SweepOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if left := checkpointsOf(t, env, pool, "po"); len(left) != 0 {
+				t.Fatalf("checkpoints left after the sweep: %v", left)
 			}
 			restoreRun(t, env, ref, "po2")
 			if got := fingerprint(t, env, "po2", "f2"); got != fp {
@@ -270,7 +299,7 @@ func TestCheckpointBadInput(t *testing.T) {
 			waitStatus(t, env, "done", "STOPPED")
 			_, err = ts.Checkpoint(ctx, &tasks.CheckpointTaskRequest{ContainerID: "done"})
 			err = errgrpc.ToNative(err)
-			if !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "has exited") {
+			if !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "stopped") {
 				t.Errorf("checkpoint of a stopped task: %v, want FailedPrecondition", err)
 			}
 			ctrOK(t, env, "task", "rm", "done")

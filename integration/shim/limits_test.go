@@ -3,9 +3,7 @@
 package shim_test
 
 import (
-	"bytes"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -116,7 +114,7 @@ func runSpec(t *testing.T, env *harness.Env, id string, specOps []oci.SpecOpts, 
 		t.Fatal(err)
 	}
 	defer cont.Delete(ctx, client.WithSnapshotCleanup)
-	var buf syncBuffer
+	var buf harness.SyncBuffer
 	task, err := cont.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, &buf, &buf)))
 	if err != nil {
 		t.Fatalf("new task: %v", err)
@@ -140,22 +138,4 @@ func runSpec(t *testing.T, env *harness.Env, id string, specOps []oci.SpecOpts, 
 		t.Fatal("task did not exit")
 	}
 	return "", -1
-}
-
-// syncBuffer collects stdout and stderr, which the client copies from two goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

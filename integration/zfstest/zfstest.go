@@ -39,6 +39,8 @@ import (
 	"time"
 
 	"github.com/moby/sys/mountinfo"
+
+	"github.com/lxcri/lxcri/integration/inherit"
 )
 
 // compat holds lxcri's zfs-fuse translation layer (see compat/zfs and compat/zpool).
@@ -307,12 +309,19 @@ func startDaemon(t testing.TB, tl tools, logDir string) error {
 		}
 		return fmt.Errorf("zfs-fuse (pid %d) runs but does not answer on %s", pid, runDir)
 	}
+	// A daemon just stopped may still hold its lock: its main thread is reaped before the
+	// threads that are still finishing FUSE requests let go of the lock file, and a new
+	// daemon that finds the lock taken exits at once (saying so only to syslog).
+	if err := waitLockFree(daemonLockFile, startTimeout); err != nil {
+		return err
+	}
 	_, statErr := os.Stat(runDir)
 	log, err := os.Create(filepath.Join(logDir, "zfs-fuse.log"))
 	if err != nil {
 		return err
 	}
 	defer log.Close()
+	inherit.CloseOnExec()
 	cmd := exec.Command(tl.daemon, "--no-daemon", "--no-kstat-mount")
 	cmd.Env = append(os.Environ(), daemonMarker+"=1")
 	if os.IsNotExist(statErr) {
@@ -435,6 +444,44 @@ func stopDaemon(t testing.TB) error {
 	}
 	t.Logf("zfstest: stopped zfs-fuse, pid %d (%s)", pid, map[bool]string{false: "SIGTERM", true: "SIGKILL"}[killed])
 	return nil
+}
+
+// daemonLockFile is the file zfs-fuse holds a POSIX lock on while it runs.
+const daemonLockFile = "/var/lock/zfs/zfs_lock"
+
+// waitLockFree waits until no process holds a POSIX lock on path (a missing file is free).
+func waitLockFree(path string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		holder, err := lockHolder(path)
+		if err != nil || holder == 0 {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s is still locked by pid %d, a zfs-fuse that does not end", path, holder)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// lockHolder returns the pid holding a POSIX write lock on path, or 0.
+func lockHolder(path string) (int, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0, Start: 0, Len: 0}
+	if err := syscall.FcntlFlock(f.Fd(), syscall.F_GETLK, &lk); err != nil {
+		return 0, fmt.Errorf("query the lock on %s: %w", path, err)
+	}
+	if lk.Type == syscall.F_UNLCK {
+		return 0, nil
+	}
+	return int(lk.Pid), nil
 }
 
 // alive says whether pid runs (a zombie does not: its parent reaps it).

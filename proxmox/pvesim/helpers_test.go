@@ -177,3 +177,12 @@ func (c *apiClient) taskLog(s *Server, upid string) string {
 	}
 	return b.String()
 }
+
+// appCmd is the test image's Cmd: an application that runs until SIGTERM, PVE's default
+// halt signal for OCI CTs.
+const appCmd = `["/bin/sh","-c","trap \"exit 0\" TERM; while :; do sleep 1; done"]`
+
+func configOf(t *testing.T, c *apiClient, vmid int) map[string]any {
+	t.Helper()
+	return c.call("GET", "/nodes/pvesim/lxc/"+itoa(vmid)+"/config", nil).ok(t).(map[string]any)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -119,8 +120,8 @@ func (s *Server) renderLXC(vmid int, conf map[string]string, raw [][2]string, ro
 		// no init system sets /dev/shm up for an application container
 		add("lxc.mount.entry", "shm dev/shm tmpfs rw,nosuid,nodev,create=dir 0 0")
 	}
-	// LXC splits lxc.init.cmd on spaces, keeping '...' and "..." words whole but
-	// knowing no escaped quote: PVE's entrypoint goes there as it is, and so here.
+	// PVE's entrypoint goes to lxc.init.cmd as it is (startLXC passes its words as LXC 6
+	// splits them)
 	add("lxc.init.cmd", entry)
 	// PVE 9.1 writes lxc.environment.runtime (LXC 6); LXC 5 has lxc.environment only,
 	// which also reaches the init process.
@@ -262,10 +263,6 @@ func (s *Server) startLXC(ctx context.Context, t *task, c *ct) error {
 	defer lxc.Release(lc)
 	logFile := filepath.Join(s.lxcPath, strconv.Itoa(c.vmid), "lxc.log")
 	os.Remove(logFile)
-	if err := lc.SetLogFile(logFile); err != nil {
-		return fmt.Errorf("lxc log file: %w", err)
-	}
-	lc.SetLogLevel(lxc.INFO)
 	failed := func(err error) error {
 		// the task log gets LXC's errors, as PVE's start task shows lxc-start's
 		if b, rerr := os.ReadFile(logFile); rerr == nil {
@@ -285,8 +282,15 @@ func (s *Server) startLXC(ctx context.Context, t *task, c *ct) error {
 		}
 		return fmt.Errorf("startup for container '%d' failed", c.vmid)
 	}
-	if err := lc.Start(); err != nil {
-		return failed(err)
+	// The container is started by lxc-start in its own process, as PVE starts it (through
+	// its systemd unit): liblxc moves the process that starts a container into the
+	// monitor's cgroup, which must not be the emulator (nor a test binary). PVE 9.1's LXC 6
+	// splits lxc.init.cmd keeping quoted words whole; LXC 5 splits it on spaces only, so
+	// the words are split here as LXC 6 does and passed after "--" as the init's argv
+	// (exec, no shell).
+	args := append([]string{"-n", strconv.Itoa(c.vmid), "-P", s.lxcPath, "-d", "-o", logFile, "-l", "INFO", "--"}, splitQuoted(conf["entrypoint"])...)
+	if out, err := exec.CommandContext(ctx, "lxc-start", args...).CombinedOutput(); err != nil {
+		return failed(fmt.Errorf("lxc-start: %v: %s", err, strings.TrimSpace(string(out))))
 	}
 	if !lc.Wait(lxc.RUNNING, 30*time.Second) {
 		return failed(nil)
@@ -338,17 +342,21 @@ func (s *Server) removeLXC(vmid int) error {
 	return os.RemoveAll(filepath.Join(s.lxcPath, strconv.Itoa(vmid)))
 }
 
-// cleanCgroups removes the cgroups LXC leaves behind for a stopped CT (the monitor's, the
-// payload's when empty) in every hierarchy.
+// cleanCgroups removes the cgroups LXC leaves behind for a stopped CT in every
+// hierarchy. The monitor's stays busy until the monitor has exited and been reaped (by
+// PID 1, which may take a while), so the stop waits for it, under the CT's lock: a start
+// that followed at once could otherwise lose its new monitor cgroup to a late cleanup.
 func (s *Server) cleanCgroups(vmid int) {
-	for _, rel := range []string{s.cgroupDir(vmid), s.monitorDir(vmid)} {
-		removeCgroupTree(rel)
-	}
+	removeCgroupTree(s.cgroupDir(vmid), cgroupPatience)
+	removeCgroupTree(s.monitorDir(vmid), cgroupPatience)
 }
+
+// cgroupPatience bounds the wait for an exited LXC monitor to leave its cgroup.
+const cgroupPatience = 30 * time.Second
 
 // cleanCgroupPrefix removes the emulator's cgroup directories when it stops.
 func (s *Server) cleanCgroupPrefix() {
-	removeCgroupTree(s.cgroupPrefix)
+	removeCgroupTree(s.cgroupPrefix, cgroupPatience)
 }
 
 func cgroupMounts() []string {
@@ -370,11 +378,12 @@ func cgroupMounts() []string {
 }
 
 // removeCgroupTree removes cgroup rel and everything below it, deepest first, in every
-// hierarchy; cgroups that still hold processes stay.
-func removeCgroupTree(rel string) {
+// hierarchy, waiting up to patience for cgroups that still hold (exiting) processes.
+func removeCgroupTree(rel string, patience time.Duration) {
 	if rel == "" || strings.Contains(rel, "..") {
 		return
 	}
+	deadline := time.Now().Add(patience)
 	for _, m := range cgroupMounts() {
 		root := filepath.Join(m, rel)
 		var dirs []string
@@ -385,13 +394,12 @@ func removeCgroupTree(rel string) {
 			return nil
 		})
 		for i := len(dirs) - 1; i >= 0; i-- {
-			// a monitor that just saw its container stop may still be in its cgroup
-			for try := 0; try < 200; try++ {
+			for {
 				err := syscall.Rmdir(dirs[i])
-				if err == nil || errors.Is(err, syscall.ENOENT) || !errors.Is(err, syscall.EBUSY) {
+				if err == nil || !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
 					break
 				}
-				time.Sleep(10 * time.Millisecond)
+				time.Sleep(20 * time.Millisecond)
 			}
 		}
 	}
@@ -432,4 +440,46 @@ func searchableByOthers(p string) error {
 			return nil
 		}
 	}
+}
+
+// splitQuoted splits an init command line as LXC 6's lxc_string_split_quoted does: on
+// white space, a word that starts with ' or " runs to the next same quote (which is
+// dropped), and there is no escaping.
+func splitQuoted(cmd string) []string {
+	if cmd == "" {
+		return []string{"/sbin/init"}
+	}
+	var words []string
+	state := byte(' ')
+	start := 0
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r' }
+	for i := 0; i < len(cmd); i++ {
+		c := cmd[i]
+		switch state {
+		case ' ':
+			if isSpace(c) {
+				continue
+			}
+			start = i
+			if c == '"' || c == '\'' {
+				state = c
+			} else {
+				state = 'a'
+			}
+		case 'a':
+			if isSpace(c) {
+				words = append(words, cmd[start:i])
+				state = ' '
+			}
+		default:
+			if c == state {
+				words = append(words, cmd[start+1:i])
+				state = ' '
+			}
+		}
+	}
+	if state == 'a' {
+		words = append(words, cmd[start:])
+	}
+	return words
 }

@@ -275,3 +275,23 @@ func fileOwner(t *testing.T, p string) int {
 	}
 	return int(fi.Sys().(*syscall.Stat_t).Uid)
 }
+
+// The entrypoint PVE writes (cmd2string) is split back into words as LXC 6 splits
+// lxc.init.cmd: quoted words whole, no escapes.
+func TestSplitQuoted(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"/bin/sh", "-c", `trap "exit 0" TERM; sleep 1`}, []string{"/bin/sh", "-c", `trap "exit 0" TERM; sleep 1`}},
+		{[]string{"/app", "--name=a b", ""}, []string{"/app", "--name=a b", ""}},
+		{[]string{"/app", "x"}, []string{"/app", "x"}},
+		// LXC knows no escaped quote: a single quote in an argument breaks it, in PVE too
+		{[]string{"/bin/echo", "it's"}, []string{"/bin/echo", "it", `\''s'`}},
+	} {
+		got := splitQuoted(cmd2string(tc.args))
+		if strings.Join(got, "|") != strings.Join(tc.want, "|") || len(got) != len(tc.want) {
+			t.Errorf("%q -> %q -> %q, want %q", tc.args, cmd2string(tc.args), got, tc.want)
+		}
+	}
+}

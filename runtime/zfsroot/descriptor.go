@@ -47,10 +47,13 @@ type Descriptor struct {
 	Created      time.Time `json:"created"`
 }
 
+// MaxDescriptorSize is the largest descriptor ReadDescriptor and ParseDescriptor take.
+const MaxDescriptorSize = 64 << 10
+
 const (
 	// maxDescriptorSize bounds what ReadDescriptor reads: the descriptor comes from a
 	// checkpoint image, which anyone allowed to import images can craft.
-	maxDescriptorSize = 64 << 10
+	maxDescriptorSize = MaxDescriptorSize
 	// maxNoteLen bounds the free-text fields (process_state, criu).
 	maxNoteLen = 4096
 )
@@ -197,6 +200,15 @@ func ReadDescriptor(dir string) (*Descriptor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint descriptor: %w", err)
 	}
+	return ParseDescriptor(p, b)
+}
+
+// ParseDescriptor checks and decodes the descriptor b, read from p (which errors name), as
+// ReadDescriptor does.
+func ParseDescriptor(p string, b []byte) (*Descriptor, error) {
+	if len(b) > maxDescriptorSize {
+		return nil, fmt.Errorf("checkpoint descriptor %s is larger than %d bytes: %w", p, maxDescriptorSize, errdefs.ErrInvalidArgument)
+	}
 	var raw map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&raw); err != nil || raw == nil {
@@ -242,8 +254,10 @@ func ReadDescriptor(dir string) (*Descriptor, error) {
 
 // checkNames checks that the descriptor's dataset is the dataset of its container (the
 // last component is ct-<namespace>--<container_id>, below any parent: the checkpoint may
-// come from a host with another [zfs] dataset) and its snapshot a checkpoint snapshot of
-// that dataset. It returns the field at fault. Whether the snapshot may be used here is
+// come from a host with another [zfs] dataset) and its snapshot the checkpoint's own
+// (<same parent>/ckpt-<namespace>--<container_id>--<stamp>@ckpt-<stamp>) or, as lxcri
+// wrote it before checkpoints had datasets of their own, a checkpoint snapshot of that
+// dataset. It returns the field at fault. Whether the snapshot may be used here is
 // Restore's decision (cloneSource).
 func checkNames(d *Descriptor) (string, error) {
 	ds, err := zfs.ParseName(d.Dataset, false)
@@ -261,11 +275,16 @@ func checkNames(d *Descriptor) (string, error) {
 	if err != nil {
 		return "snapshot", err
 	}
-	if sn.Dataset() != d.Dataset {
-		return "snapshot", fmt.Errorf("%q is not a snapshot of descriptor.dataset %q", d.Snapshot, d.Dataset)
+	if sn.Dataset() == d.Dataset { // as lxcri wrote it before
+		if !strings.HasPrefix(sn.Snapshot, SnapshotPrefix) {
+			return "snapshot", fmt.Errorf("%q is not a checkpoint snapshot (@%s...)", d.Snapshot, SnapshotPrefix)
+		}
+		return "", nil
 	}
-	if !strings.HasPrefix(sn.Snapshot, SnapshotPrefix) {
-		return "snapshot", fmt.Errorf("%q is not a checkpoint snapshot (@%s...)", d.Snapshot, SnapshotPrefix)
+	id, stamp, ok := zfs.ParseCheckpointLeaf(sn.Leaf)
+	if sn.Parent != ds.Parent || !ok || id != key || sn.Snapshot != SnapshotPrefix+stamp {
+		return "snapshot", fmt.Errorf("%q is not a checkpoint of descriptor.dataset %q (%s/%s@%s)", d.Snapshot, d.Dataset,
+			ds.Parent, zfs.CheckpointLeaf(key, "<stamp>"), SnapshotPrefix+"<stamp>")
 	}
 	return "", nil
 }

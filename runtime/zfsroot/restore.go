@@ -52,11 +52,17 @@ func Restore(ctx context.Context, cfg *runtime.ZFSConfig, ns, id, bundle, dir st
 		return nil, nil, fmt.Errorf("checkpoint descriptor %s: %w", filepath.Join(dir, DescriptorFile), err)
 	}
 	r := &Root{cfg: *cfg, store: st, ns: ns, id: id, bundle: bundle, Dataset: st.ContainerDataset(key)}
-	if src != "" {
-		if err := st.Clone(ctx, src, r.Dataset, nil); err != nil {
-			return nil, nil, err
+	mk := func() error {
+		if src != "" {
+			return st.Clone(ctx, src, r.Dataset, nil)
 		}
-	} else if err := receive(ctx, st, r.Dataset, dir, d); err != nil {
+		return receive(ctx, st, r.Dataset, dir, d)
+	}
+	err = mk()
+	if reclaim(ctx, st, key, err) {
+		err = mk()
+	}
+	if err != nil {
 		return nil, nil, err
 	}
 	defer func() {
@@ -75,9 +81,11 @@ func Restore(ctx context.Context, cfg *runtime.ZFSConfig, ns, id, bundle, dir st
 
 // cloneSource returns the snapshot to clone, or "" to receive the stream. The snapshot
 // is judged by the parts of its name (zfs.ParseName), which ReadDescriptor has checked
-// to be <parent>/ct-<namespace>--<container_id>@ckpt-...: it is cloned only when
-// <parent> is this store's parent (not a dataset below or beside it, which also rules
-// out bases and the parent itself) and <namespace> is ns.
+// to be the checkpoint's own <parent>/ckpt-<namespace>--<container_id>--<stamp>@ckpt-<stamp>
+// (or, from lxcri before checkpoints had datasets of their own, the container's
+// <parent>/ct-<namespace>--<container_id>@ckpt-...): it is cloned only when <parent> is
+// this store's parent (not a dataset below or beside it, which also rules out bases and
+// the parent itself) and <namespace> is ns.
 func cloneSource(ctx context.Context, st *zfs.Store, ns string, d *Descriptor) (string, error) {
 	sn, err := zfs.ParseName(d.Snapshot, true)
 	if err != nil { // ReadDescriptor checked it
@@ -98,7 +106,7 @@ func cloneSource(ctx context.Context, st *zfs.Store, ns string, d *Descriptor) (
 			return d.Snapshot, nil
 		}
 		if d.Stream == "" {
-			return "", fmt.Errorf("descriptor.snapshot: checkpoint snapshot %s is not on this host (its container was deleted) and the checkpoint carries no stream (made with [zfs] portable = false): %w", d.Snapshot, errdefs.ErrNotFound)
+			return "", fmt.Errorf("descriptor.snapshot: checkpoint snapshot %s is not on this host (the checkpoint was freed by a sweep or [zfs] retain, or made on another host) and the checkpoint carries no stream (made with [zfs] portable = false): %w", d.Snapshot, errdefs.ErrNotFound)
 		}
 		return "", nil
 	}

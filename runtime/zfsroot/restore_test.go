@@ -38,8 +38,12 @@ func newFixture(t *testing.T) *fixture {
 	if err := os.WriteFile(filepath.Join(f.image, "hello"), []byte("from the image\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// after every test's own cleanup (registered later, run earlier), before the pool's
+	// after every test's own cleanup (registered later, run earlier), before the pool's:
+	// with no checkpoint wanted any more, a sweep leaves nothing
 	t.Cleanup(func() {
+		if _, err := Sweep(context.Background(), f.cfg, nil, SweepOptions{}); err != nil {
+			t.Errorf("sweep: %v", err)
+		}
 		for _, d := range zfstest.Datasets(t, pool) {
 			if d != pool && d != pool+"/lxcri" {
 				t.Errorf("left behind: %s", d)
@@ -127,7 +131,7 @@ func TestRestoreNamespace(t *testing.T) {
 		if b, _ := os.ReadFile(filepath.Join(r.Target, "state")); string(b) != "v1\n" {
 			t.Errorf("restored state = %q", b)
 		}
-		if o := zget(t, r.Dataset, "origin"); !strings.HasPrefix(o, src.Dataset+"@"+SnapshotPrefix) {
+		if o := zget(t, r.Dataset, "origin"); !strings.HasPrefix(o, f.cfg.Dataset+"/"+SnapshotPrefix+"nsa--src--") {
 			t.Errorf("origin of the restore = %q, want a checkpoint of %s", o, src.Dataset)
 		}
 		if err := r.Release(context.Background()); err != nil {
@@ -251,6 +255,11 @@ func TestRestoreRefused(t *testing.T) {
 		{name: "another pool", desc: with("dataset", "tank/lxcri/ct-nsa--src", "snapshot", "tank/lxcri/ct-nsa--src@ckpt-1"), field: "descriptor.snapshot"},
 		{name: "pool only", desc: with("dataset", "ct-nsa--src", "snapshot", "ct-nsa--src@ckpt-1"), field: "descriptor.dataset"},
 		{name: "snapshot of another dataset", desc: with("snapshot", other.Dataset+"@ckpt-1"), field: "descriptor.snapshot"},
+		{name: "checkpoint of another container", desc: with("snapshot", parent+"/ckpt-nsa--other--s1@ckpt-s1"), field: "descriptor.snapshot"},
+		{name: "checkpoint of another namespace", desc: with("snapshot", parent+"/ckpt-nsb--src--s1@ckpt-s1"), field: "descriptor.snapshot"},
+		{name: "checkpoint of another stamp", desc: with("snapshot", parent+"/ckpt-nsa--src--s1@ckpt-s2"), field: "descriptor.snapshot"},
+		{name: "checkpoint beside the parent", desc: with("snapshot", f.pool+"/lxcri-x/ckpt-nsa--src--s1@ckpt-s1"), field: "descriptor.snapshot"},
+		{name: "checkpoint without stamp", desc: with("snapshot", parent+"/ckpt-nsa--src@ckpt-"), field: "descriptor.snapshot"},
 		{name: "not a checkpoint snapshot", desc: with("snapshot", src.Dataset+"@base"), field: "descriptor.snapshot"},
 		{name: "snapshot not a snapshot", desc: with("snapshot", src.Dataset), field: "descriptor.snapshot"},
 		{name: "snapshot with a blank", desc: with("snapshot", src.Dataset+"@ckpt 1"), field: "descriptor.snapshot"},

@@ -9,12 +9,16 @@
 // The image key is a hash of containerd's overlay lowerdir chain (the image's layers); the
 // overlay's upperdir, when not empty, is copied over the clone.
 //
-// A checkpoint is a snapshot <container dataset>@ckpt-<time> plus a descriptor
-// (Descriptor, lxcri-checkpoint.json) written into the checkpoint directory containerd
-// packs into the checkpoint image, and with portable = true a `zfs send` stream of the
-// snapshot (rootfs.zfs). A restore clones the snapshot as the new container's dataset
-// when it is a checkpoint of the restoring namespace on this host, or else receives the
-// stream (see Restore).
+// A checkpoint is a snapshot of the container's dataset handed over at once to a dataset
+// of the checkpoint's own, <parent>/ckpt-<namespace>--<id>--<stamp>@ckpt-<stamp> (see
+// zfs.Store.KeepCheckpoint), plus a descriptor (Descriptor, lxcri-checkpoint.json)
+// written into the checkpoint directory containerd packs into the checkpoint image, and
+// with portable = true a `zfs send` stream of the snapshot (rootfs.zfs). The checkpoint
+// outlives its container (deleting the container leaves it, and a new container of the
+// same id starts on a dataset of its own) and is freed by Sweep once no checkpoint image
+// names it, or by [zfs] retain. A restore clones the snapshot as the new container's
+// dataset when it is a checkpoint of the restoring namespace on this host, or else
+// receives the stream (see Restore).
 //
 // Process state: CRIU is not used. The host's `criu check` result is recorded in the
 // descriptor; a restored container starts its process afresh on the restored filesystem.
@@ -55,7 +59,10 @@ const (
 	// DescriptorVersion is the version of the descriptor format this package writes.
 	DescriptorVersion = 1
 	// SnapshotPrefix starts the name of every checkpoint snapshot.
-	SnapshotPrefix = "ckpt-"
+	SnapshotPrefix = zfs.CheckpointPrefix
+	// stampLayout makes a checkpoint's stamp, its time (UTC): sorted as strings, stamps
+	// are in time order.
+	stampLayout = "20060102T150405.000000000Z"
 
 	// ProcessStateNote is what every checkpoint says about the processes.
 	ProcessStateNote = "process state is not saved (CRIU is not used by lxcri): a restore starts the container's process afresh on the filesystem as it was at checkpoint time"
@@ -135,6 +142,9 @@ func Setup(ctx context.Context, cfg *runtime.ZFSConfig, ns, id, bundle string, m
 	}
 	r := &Root{cfg: *cfg, store: st, ns: ns, id: id, bundle: bundle, Dataset: st.ContainerDataset(key), ImageKey: ikey}
 	mp, err := st.CloneForContainer(ctx, base, key)
+	if reclaim(ctx, st, key, err) {
+		mp, err = st.CloneForContainer(ctx, base, key)
+	}
 	if errdefs.IsNotFound(err) { // the base was released in the meantime: once more
 		if base, err = baseFor(ctx, st, ikey, ms, lowers); err == nil {
 			mp, err = st.CloneForContainer(ctx, base, key)
@@ -287,58 +297,31 @@ func ReleaseID(ctx context.Context, cfg *runtime.ZFSConfig, ns, id string) error
 	return release(ctx, st, key)
 }
 
-// release destroys the container's dataset. When a snapshot of it (a checkpoint) is the
-// origin of a restored container, that clone is promoted first, so that it takes the
-// snapshot over and the dataset can go.
+// release releases the container's dataset: its checkpoints, and restores from them, live
+// on (zfs.Store.ReleaseDataset).
 func release(ctx context.Context, st *zfs.Store, key string) error {
+	err := st.ReleaseContainer(ctx, key)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// reclaim releases the dataset of container key left by an earlier container of the same
+// id whose release failed, when err (of making the dataset) says it exists, and says
+// whether to try again. containerd runs one task of an id per namespace, and the shim
+// makes the dataset only when it creates that task: a dataset there now is a leftover.
+func reclaim(ctx context.Context, st *zfs.Store, key string, err error) bool {
+	if !errdefs.IsAlreadyExists(err) {
+		return false
+	}
 	ds := st.ContainerDataset(key)
-	for i := 0; ; i++ {
-		err := st.ReleaseContainer(ctx, key)
-		switch {
-		case err == nil, errdefs.IsNotFound(err):
-			return nil
-		case i < 8 && errdefs.IsFailedPrecondition(err) && strings.Contains(err.Error(), "dependent clones"):
-			if perr := promoteDependent(ctx, st, ds); perr != nil {
-				return errors.Join(err, perr)
-			}
-		default:
-			return err
-		}
+	if rerr := release(ctx, st, key); rerr != nil {
+		log.G(ctx).WithError(rerr).Warnf("zfs: %s is left by an earlier container of this id and cannot be released", ds)
+		return false
 	}
-}
-
-// promoteDependent promotes one clone of a snapshot of ds.
-func promoteDependent(ctx context.Context, st *zfs.Store, ds string) error {
-	snaps, err := st.ListSnapshots(ctx, ds)
-	if err != nil {
-		return err
-	}
-	for i := len(snaps) - 1; i >= 0; i-- {
-		out, err := zfsCmd(ctx, "get", "-H", "-o", "value", "clones", snaps[i])
-		if err != nil {
-			return err
-		}
-		for _, c := range strings.Split(strings.TrimSpace(out), ",") {
-			if c = strings.TrimSpace(c); c != "" && c != "-" {
-				if _, err := zfsCmd(ctx, "promote", c); err != nil {
-					return err
-				}
-				log.G(ctx).Infof("zfs: promoted %s (a restore of %s) so that %s can be destroyed", c, snaps[i], ds)
-				return nil
-			}
-		}
-	}
-	return fmt.Errorf("zfs: %s: no clone of its snapshots found to promote", ds)
-}
-
-func zfsCmd(ctx context.Context, args ...string) (string, error) {
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "zfs", args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("zfs %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.String(), nil
+	log.G(ctx).Warnf("zfs: released %s, left by an earlier container of this id", ds)
+	return true
 }
 
 // Checkpoint snapshots the container's dataset and writes the descriptor (and, when
@@ -360,8 +343,12 @@ func (r *Root) Checkpoint(ctx context.Context, backend, dir string) (_ *Descript
 		unix.Syncfs(int(f.Fd()))
 		f.Close()
 	}
-	name := SnapshotPrefix + time.Now().UTC().Format("20060102T150405.000000000Z")
-	snap, err := r.store.Snapshot(ctx, r.Dataset, name)
+	key, err := containerKey(r.ns, r.id)
+	if err != nil {
+		return nil, err
+	}
+	stamp := time.Now().UTC().Format(stampLayout)
+	snap, err := r.store.KeepCheckpoint(ctx, key, stamp)
 	if err != nil {
 		return nil, err
 	}
@@ -371,7 +358,7 @@ func (r *Root) Checkpoint(ctx context.Context, backend, dir string) (_ *Descript
 			for _, f := range written {
 				os.Remove(f)
 			}
-			r.store.Destroy(context.WithoutCancel(ctx), snap)
+			r.store.ReleaseCheckpoint(context.WithoutCancel(ctx), r.store.CheckpointDataset(key, stamp))
 		}
 	}()
 	d := &Descriptor{
@@ -408,30 +395,30 @@ func (r *Root) Checkpoint(ctx context.Context, backend, dir string) (_ *Descript
 	if _, err := ReadDescriptor(dir); err != nil {
 		return nil, fmt.Errorf("checkpoint of %s would not restore: %w", r.id, err)
 	}
-	r.prune(ctx)
+	r.prune(ctx, key)
 	return d, nil
 }
 
-// prune destroys the oldest checkpoint snapshots beyond [zfs] retain; one that a restored
-// container uses stays (and is said so).
-func (r *Root) prune(ctx context.Context) {
+// prune frees the oldest checkpoints of this container's id beyond [zfs] retain; what
+// restored containers use of them lives on in those.
+func (r *Root) prune(ctx context.Context, key string) {
 	if r.cfg.Retain <= 0 {
 		return
 	}
-	snaps, err := r.store.ListSnapshots(ctx, r.Dataset)
+	all, err := r.store.Checkpoints(ctx)
 	if err != nil {
 		log.G(ctx).WithError(err).Warn("zfs: list checkpoints to prune")
 		return
 	}
-	var ckpts []string
-	for _, s := range snaps {
-		if strings.HasPrefix(s[strings.IndexByte(s, '@')+1:], SnapshotPrefix) {
-			ckpts = append(ckpts, s)
+	var mine []zfs.Checkpoint
+	for _, c := range all {
+		if c.ID == key {
+			mine = append(mine, c)
 		}
 	}
-	for i := 0; i < len(ckpts)-r.cfg.Retain; i++ {
-		if err := r.store.Destroy(ctx, ckpts[i]); err != nil {
-			log.G(ctx).WithError(err).Warnf("zfs: checkpoint %s is kept beyond retain = %d", ckpts[i], r.cfg.Retain)
+	for i := 0; i < len(mine)-r.cfg.Retain; i++ {
+		if err := r.store.ReleaseCheckpoint(ctx, mine[i].Dataset); err != nil {
+			log.G(ctx).WithError(err).Warnf("zfs: checkpoint %s is kept beyond retain = %d", mine[i].Snapshot, r.cfg.Retain)
 		}
 	}
 }

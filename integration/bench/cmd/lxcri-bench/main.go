@@ -22,6 +22,7 @@ import (
 	"syscall"
 
 	"github.com/lxcri/lxcri/integration/bench"
+	"github.com/lxcri/lxcri/integration/harness"
 )
 
 func main() {
@@ -63,25 +64,18 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	tb := &tb{verbose: *verbose}
+	tb := harness.NewProgramTB("lxcri-bench", *verbose)
 	code := run(ctx, tb, o, *out)
-	tb.cleanup()
+	tb.RunCleanups()
 	os.Exit(code)
 }
 
-func run(ctx context.Context, t *tb, o bench.Options, out string) (code int) {
-	defer func() {
-		if r := recover(); r != nil {
-			if f, ok := r.(fatal); ok {
-				log.Printf("error: %s", f)
-				code = 1
-				return
-			}
-			t.cleanup()
-			panic(r)
-		}
-	}()
-	rep, err := bench.Run(ctx, t, o)
+func run(ctx context.Context, t *harness.ProgramTB, o bench.Options, out string) (code int) {
+	var rep *bench.Report
+	err := t.Do(func() (err error) {
+		rep, err = bench.Run(ctx, t, o)
+		return err
+	})
 	if err != nil {
 		log.Printf("error: %v", err)
 		return 1
