@@ -32,11 +32,12 @@ type container struct {
 	mu      sync.Mutex
 	started bool
 	cg      cgroups.Cgroup // the CT's cgroup, once it runs
+	ctInit  int            // the host pid of the CT's init (lxcri-pause), once it runs
 }
 
 func newContainer(b *backend, req *runtime.CreateRequest, vmid int, ct *CTSpec) *container {
 	c := &container{b: b, id: req.ID, ns: req.Namespace, bundle: req.Bundle, vmid: vmid, tag: idTag(req.Namespace, req.ID), exits: req.Exits}
-	c.init = &process{Proc: runtime.NewProc(req.ID, req.IO), c: c, spec: req.Spec.Process, init: true}
+	c.init = newProcess(c, req.ID, req.IO, req.Spec.Process, true)
 	return c
 }
 
@@ -68,6 +69,7 @@ func (c *container) Start(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	c.cg = cg
+	c.ctInit = int(st.Pid)
 	c.mu.Unlock()
 	if err := c.init.attach(ctx); err != nil {
 		c.stopQuietly(ctx)
@@ -111,7 +113,7 @@ func (c *container) Exec(ctx context.Context, req *runtime.ExecRequest) (runtime
 	if err := checkExec(req.Spec); err != nil {
 		return nil, err
 	}
-	return &process{Proc: runtime.NewProc(req.ID, req.IO), c: c, spec: req.Spec}, nil
+	return newProcess(c, req.ID, req.IO, req.Spec, false), nil
 }
 
 func (c *container) KillAll(ctx context.Context, sig syscall.Signal) error {
