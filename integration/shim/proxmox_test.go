@@ -24,6 +24,8 @@ type pveEnv struct {
 	*harness.Env
 	sim *pvesim.Server
 	api *proxmox.Client
+	// config is the shim's configuration (the emulator's [proxmox] section)
+	config string
 }
 
 func startPVE(t *testing.T) *pveEnv {
@@ -36,7 +38,8 @@ func startPVE(t *testing.T) *pveEnv {
 			t.Fatal(err)
 		}
 	}
-	sim, err := pvesim.New(pvesim.Config{Dir: dir})
+	// No 3 s delay before a 401: the fault cases provoke some.
+	sim, err := pvesim.New(pvesim.Config{Dir: dir, AuthFailDelay: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +52,10 @@ func startPVE(t *testing.T) *pveEnv {
 		t.Fatal(err)
 	}
 	// The emulator's section names itself; its CTs live in its own LXC path.
-	cfgText := "backend = \"proxmox-lxc\"\n" + string(section) + fmt.Sprintf("lxc_path = %q\n", sim.LXCPath())
+	cfgText := "backend = \"proxmox-lxc\"\n" + string(section)
+	if !strings.Contains(string(section), "lxc_path") {
+		cfgText += fmt.Sprintf("lxc_path = %q\n", sim.LXCPath())
+	}
 	cfg := runtime.DefaultConfig()
 	if err := cfg.Merge("test", []byte(cfgText)); err != nil {
 		t.Fatal(err)
@@ -59,7 +65,7 @@ func startPVE(t *testing.T) *pveEnv {
 		t.Fatal(err)
 	}
 	env := start(t, backendCase{name: "proxmox-lxc", config: cfgText})
-	return &pveEnv{Env: env, sim: sim, api: api}
+	return &pveEnv{Env: env, sim: sim, api: api, config: cfgText}
 }
 
 // cts lists the VMIDs of the node's CTs that lxcri made.
@@ -182,6 +188,8 @@ func TestProxmoxLXC(t *testing.T) {
 		removeTask(t, env.Env, "pve-ck")
 		env.assertNoCT(t)
 	})
+
+	t.Run("faults", func(t *testing.T) { testProxmoxFaults(t, env) })
 
 	// The cost of a CT per task, side by side with the lxc backend in the same containerd:
 	// logged, not asserted.
