@@ -32,7 +32,6 @@ type container struct {
 	mu      sync.Mutex
 	started bool
 	cg      cgroups.Cgroup // the CT's cgroup, once it runs
-	ctInit  int            // the host pid of the CT's init (lxcri-pause), once it runs
 }
 
 func newContainer(b *backend, req *runtime.CreateRequest, vmid int, ct *CTSpec) *container {
@@ -69,7 +68,6 @@ func (c *container) Start(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	c.cg = cg
-	c.ctInit = int(st.Pid)
 	c.mu.Unlock()
 	if err := c.init.attach(ctx); err != nil {
 		c.stopQuietly(ctx)

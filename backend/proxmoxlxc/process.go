@@ -24,8 +24,12 @@ import (
 
 // process is the task's init or an exec'ed process, run in the CT through the node's LXC
 // as `pct exec` does: lxcri-start's exec mode (liblxc's attach, from a single-threaded
-// process, so the shim links no liblxc) enters the CT's namespaces and cgroup with the
-// stdio the shim gives it, waits for the process and exits with its status.
+// process, so the shim links no liblxc) enters the CT's namespaces and cgroups in every
+// hierarchy with the stdio the shim gives it, waits for the process and exits with its
+// status. (go-lxc's attach, which the shim used before, turns the attach flags into
+// LXC_ATTACH_SETGROUPS alone whenever supplementary groups are given, as containerd's
+// default spec gives them, dropping LXC_ATTACH_MOVE_TO_CGROUP: its processes stayed in
+// the shim's cgroups, unseen by Pids, Stats and KillAll.)
 type process struct {
 	*runtime.Proc
 	c    *container
@@ -122,15 +126,6 @@ func (p *process) attach(ctx context.Context) (retErr error) {
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	// The helper enters the CT's cgroups before it attaches (it waits for its record), so
-	// that what it starts is the CT's from its first instruction: liblxc 5.0's attach
-	// joins only the unified hierarchy when the CT has one, and on a hybrid host the v1
-	// hierarchies (pids, freezer, memory, ...) would otherwise keep the process outside
-	// the CT, unseen by Pids, Stats and KillAll.
-	if err := p.c.joinCgroups(h.pid); err != nil {
-		h.abort()
-		return fmt.Errorf("%s: %w", what, err)
-	}
 	h.send(record)
 	// The helper's exit is the process's.
 	go func() {
@@ -166,7 +161,6 @@ func (p *process) attach(ctx context.Context) (retErr error) {
 	pid, errMsg, err := h.report(ctx)
 	if pid > 0 {
 		p.setPid(pid)
-		p.c.leaveCgroups(h.pid)
 	}
 	if err == nil && errMsg == "" && pid > 0 && consoleCh != nil {
 		err = p.attachConsole(ctx, consoleCh)
@@ -366,12 +360,6 @@ func (h *helper) send(record []byte) {
 		w.Write(record)
 		w.Close()
 	}()
-}
-
-// abort ends a helper that has not got its record.
-func (h *helper) abort() {
-	h.kill()
-	h.close()
 }
 
 func (h *helper) kill() {
