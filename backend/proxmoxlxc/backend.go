@@ -40,6 +40,7 @@ const maxCreateAttempts = 5
 type backend struct {
 	api     *proxmox.Client
 	pause   string // path of lxcri-pause
+	helper  string // path of lxcri-start
 	lxcPath string
 
 	// templates serializes the making of one template (by file name), so that the
@@ -54,10 +55,14 @@ func New(ctx context.Context, cfg *runtime.Config) (runtime.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newBackend(ctx, &cfg.Proxmox, filepath.Join(filepath.Dir(exe), PauseBinary))
+	helper := cfg.LXC.Helper
+	if helper == "" {
+		helper = filepath.Join(filepath.Dir(exe), HelperBinary)
+	}
+	return newBackend(ctx, &cfg.Proxmox, filepath.Join(filepath.Dir(exe), PauseBinary), helper)
 }
 
-func newBackend(ctx context.Context, cfg *runtime.ProxmoxConfig, pause string) (*backend, error) {
+func newBackend(ctx context.Context, cfg *runtime.ProxmoxConfig, pause, helper string) (*backend, error) {
 	api, err := proxmox.New(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -65,7 +70,13 @@ func newBackend(ctx context.Context, cfg *runtime.ProxmoxConfig, pause string) (
 	if fi, err := os.Stat(pause); err != nil || !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: the CT init %s is missing (install it beside the shim): %w", Name, pause, errdefs.ErrFailedPrecondition)
 	}
-	return &backend{api: api, pause: pause, lxcPath: api.LXCPath(), templates: map[string]*sync.Mutex{}}, nil
+	if !filepath.IsAbs(helper) {
+		return nil, fmt.Errorf("%s: [lxc] helper %q is not an absolute path: %w", Name, helper, errdefs.ErrInvalidArgument)
+	}
+	if fi, err := os.Stat(helper); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return nil, fmt.Errorf("%s: %s, which runs the task's processes in its CT, is missing or not executable (install it beside the shim): %w", Name, helper, errdefs.ErrFailedPrecondition)
+	}
+	return &backend{api: api, pause: pause, helper: helper, lxcPath: api.LXCPath(), templates: map[string]*sync.Mutex{}}, nil
 }
 
 func (b *backend) Name() string { return Name }

@@ -44,7 +44,7 @@ func newTestEnv(t *testing.T, edit func(*runtime.ProxmoxConfig)) *testEnv {
 	}
 	pause := filepath.Join(t.TempDir(), PauseBinary)
 	os.WriteFile(pause, []byte("\x7fELF stand-in: no CT is started here"), 0o755)
-	b, err := newBackend(context.Background(), &c.Proxmox, pause)
+	b, err := newBackend(context.Background(), &c.Proxmox, pause, "/bin/true")
 	if err != nil {
 		t.Fatal(err)
 	}

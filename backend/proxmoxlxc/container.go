@@ -36,7 +36,7 @@ type container struct {
 
 func newContainer(b *backend, req *runtime.CreateRequest, vmid int, ct *CTSpec) *container {
 	c := &container{b: b, id: req.ID, ns: req.Namespace, bundle: req.Bundle, vmid: vmid, tag: idTag(req.Namespace, req.ID), exits: req.Exits}
-	c.init = &process{Proc: runtime.NewProc(req.ID, req.IO), c: c, spec: req.Spec.Process, init: true}
+	c.init = newProcess(c, req.ID, req.IO, req.Spec.Process, true)
 	return c
 }
 
@@ -111,7 +111,7 @@ func (c *container) Exec(ctx context.Context, req *runtime.ExecRequest) (runtime
 	if err := checkExec(req.Spec); err != nil {
 		return nil, err
 	}
-	return &process{Proc: runtime.NewProc(req.ID, req.IO), c: c, spec: req.Spec}, nil
+	return newProcess(c, req.ID, req.IO, req.Spec, false), nil
 }
 
 func (c *container) KillAll(ctx context.Context, sig syscall.Signal) error {

@@ -1,25 +1,35 @@
 package proxmoxlxc
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/containerd/console"
 	"github.com/containerd/errdefs"
-	"github.com/lxc/go-lxc"
+	"github.com/containerd/log"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/lxcri/lxcri/runtime"
 )
 
-// process is the task's init or an exec'ed process, attached to the running CT through
-// the node's LXC (liblxc's attach, what `pct exec` runs): it enters the CT's namespaces and
-// cgroup with the stdio the shim gives it, as a child of the shim, which waits for it.
+// process is the task's init or an exec'ed process, run in the CT through the node's LXC
+// as `pct exec` does: lxcri-start's exec mode (liblxc's attach, from a single-threaded
+// process, so the shim links no liblxc) enters the CT's namespaces and cgroups in every
+// hierarchy with the stdio the shim gives it, waits for the process and exits with its
+// status. (go-lxc's attach, which the shim used before, turns the attach flags into
+// LXC_ATTACH_SETGROUPS alone whenever supplementary groups are given, as containerd's
+// default spec gives them, dropping LXC_ATTACH_MOVE_TO_CGROUP: its processes stayed in
+// the shim's cgroups, unseen by Pids, Stats and KillAll.)
 type process struct {
 	*runtime.Proc
 	c    *container
@@ -28,16 +38,20 @@ type process struct {
 
 	mu      sync.Mutex
 	started bool
-	pidfd   int
+	pidfd   int // of the attached process; -1 once closed
+	// the terminal's size asked before the process's pty exists
+	pendingSize *console.WinSize
+	attached    bool
+}
+
+func newProcess(c *container, id string, pio *runtime.IO, spec *specs.Process, init bool) *process {
+	return &process{Proc: runtime.NewProc(id, pio), c: c, spec: spec, init: init, pidfd: -1}
 }
 
 // checkExec refuses what an attached process cannot have.
 func checkExec(p *specs.Process) error {
 	if len(p.Args) == 0 {
 		return fieldErr("process.args", "required")
-	}
-	if p.User.Umask != nil {
-		return fieldErr("process.user.umask", "an attached process gets no umask of its own")
 	}
 	for i, e := range p.Env {
 		if !containsEq(e) {
@@ -77,6 +91,20 @@ func (p *process) Start(ctx context.Context) error {
 	return p.attach(ctx)
 }
 
+// ResizePty resizes the process's terminal; before the terminal exists (it is made in
+// the CT when the process starts) the size is kept for then.
+func (p *process) ResizePty(ctx context.Context, ws console.WinSize) error {
+	p.mu.Lock()
+	if !p.attached && p.IO() != nil && p.IO().Terminal() && !p.Exited() {
+		p.pendingSize = &ws
+		p.mu.Unlock()
+		return nil
+	}
+	p.mu.Unlock()
+	return p.Proc.ResizePty(ctx, ws)
+}
+
+// attach runs the process in the CT and returns once it runs its program (or failed to).
 func (p *process) attach(ctx context.Context) (retErr error) {
 	p.mu.Lock()
 	if p.started {
@@ -85,49 +113,25 @@ func (p *process) attach(ctx context.Context) (retErr error) {
 	}
 	p.started = true
 	p.mu.Unlock()
+	what := fmt.Sprintf("exec %s in CT %d", p.ID(), p.c.vmid)
+	if p.init {
+		what = fmt.Sprintf("start the init of task %s in CT %d", p.c.id, p.c.vmid)
+	}
 
-	stdin, stdout, stderr, closeChild, err := p.stdio(ctx)
+	record, err := execRecord(p.spec, p.IO() != nil && p.IO().Terminal())
 	if err != nil {
 		return err
 	}
-	defer closeChild()
-
-	lc, err := lxc.NewContainer(ctName(p.c.vmid), p.c.b.lxcPath)
+	h, err := startHelper(p.c.b.helper, ctName(p.c.vmid), p.c.b.lxcPath, p.IO(), p.c.exits)
 	if err != nil {
-		return fmt.Errorf("CT %d in %s: %w", p.c.vmid, p.c.b.lxcPath, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	defer lxc.Release(lc)
-	opts := lxc.DefaultAttachOptions
-	opts.ClearEnv = true
-	opts.Env = p.spec.Env
-	opts.Cwd = p.spec.Cwd
-	if opts.Cwd == "" {
-		opts.Cwd = "/"
-	}
-	opts.UID = int(p.spec.User.UID)
-	opts.GID = int(p.spec.User.GID)
-	opts.Groups = nil
-	for _, g := range p.spec.User.AdditionalGids {
-		opts.Groups = append(opts.Groups, int(g))
-	}
-	opts.StdinFd, opts.StdoutFd, opts.StderrFd = stdin.Fd(), stdout.Fd(), stderr.Fd()
-	pid, err := lc.RunCommandNoWait(p.spec.Args, opts)
-	if err != nil {
-		return fmt.Errorf("attach %q to CT %d: %v: %w", p.spec.Args[0], p.c.vmid, err, errdefs.ErrFailedPrecondition)
-	}
-	// The attached process is the shim's child now (liblxc's intermediate process has
-	// exited; the shim is a subreaper).
-	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
-		p.mu.Lock()
-		p.pidfd = fd
-		p.mu.Unlock()
-	}
-	p.SetPid(pid)
-	ch := p.c.exits.Wait(pid)
+	h.send(record)
+	// The helper's exit is the process's.
 	go func() {
-		st := <-ch
+		st := <-h.exit
 		p.mu.Lock()
-		if p.pidfd > 0 {
+		if p.pidfd >= 0 {
 			unix.Close(p.pidfd)
 			p.pidfd = -1
 		}
@@ -137,55 +141,78 @@ func (p *process) attach(ctx context.Context) (retErr error) {
 		}
 		p.SetExited(st)
 	}()
+
+	var size *specs.Box
+	if p.spec != nil {
+		size = p.spec.ConsoleSize
+	}
+	consoleCh := h.receiveConsole(func(c console.Console) {
+		p.mu.Lock()
+		pending := p.pendingSize
+		p.mu.Unlock()
+		switch {
+		case pending != nil:
+			c.Resize(*pending)
+		case size != nil && size.Width > 0 && size.Height > 0:
+			c.Resize(console.WinSize{Width: uint16(size.Width), Height: uint16(size.Height)})
+		}
+	})
+
+	pid, errMsg, err := h.report(ctx)
+	if pid > 0 {
+		p.setPid(pid)
+	}
+	if err == nil && errMsg == "" && pid > 0 && consoleCh != nil {
+		err = p.attachConsole(ctx, consoleCh)
+	}
+	switch {
+	case err != nil:
+		h.kill()
+		return fmt.Errorf("%s: %w", what, err)
+	case errMsg != "":
+		h.kill()
+		return fmt.Errorf("%s: %s: %w", what, errMsg, errdefs.ErrFailedPrecondition)
+	case pid == 0:
+		return fmt.Errorf("%s: %s exited with status %d before the process ran: %w", what, HelperBinary, h.status(), errdefs.ErrUnknown)
+	}
 	return nil
 }
 
-// stdio returns the files the attached process gets as stdin, stdout and stderr, and a
-// function that closes the shim's copies once it has them.
-func (p *process) stdio(ctx context.Context) (in, out, errf *os.File, closeChild func(), err error) {
-	pio := p.IO()
-	devNull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		return nil, nil, nil, nil, err
+// setPid records the attached process's pid and holds a pidfd on it, so a signal never
+// reaches another process that got its pid after it was reaped.
+func (p *process) setPid(pid int) {
+	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+		p.mu.Lock()
+		p.pidfd = fd
+		p.mu.Unlock()
 	}
-	if pio != nil && pio.Terminal() {
-		m, slavePath, err := console.NewPty()
-		if err != nil {
-			devNull.Close()
-			return nil, nil, nil, nil, fmt.Errorf("allocate pty: %w", err)
-		}
-		slave, err := os.OpenFile(slavePath, os.O_RDWR|syscall.O_NOCTTY, 0)
-		if err != nil {
-			m.Close()
-			devNull.Close()
-			return nil, nil, nil, nil, err
-		}
-		if p.spec.ConsoleSize != nil {
-			m.Resize(console.WinSize{Height: uint16(p.spec.ConsoleSize.Height), Width: uint16(p.spec.ConsoleSize.Width)})
-		}
-		if err := pio.AttachConsole(ctx, m); err != nil {
-			slave.Close()
-			devNull.Close()
-			return nil, nil, nil, nil, err
-		}
-		return slave, slave, slave, func() { slave.Close(); devNull.Close() }, nil
+	p.SetPid(pid)
+}
+
+// attachConsole hands the pty master the process sent (a pty of the CT's devpts, as
+// lxc-attach makes) to its IO.
+func (p *process) attachConsole(ctx context.Context, ch <-chan consoleResult) error {
+	var res consoleResult
+	select {
+	case res = <-ch:
+	case <-time.After(5 * time.Second):
+		res.err = errors.New("timed out")
 	}
-	var cmd exec.Cmd
-	if pio != nil {
-		pio.Set(&cmd)
+	if res.err == nil {
+		res.err = p.IO().AttachConsole(ctx, res.c)
 	}
-	pick := func(v any) *os.File {
-		if f, ok := v.(*os.File); ok && f != nil {
-			return f
-		}
-		return devNull
+	if res.err != nil {
+		return fmt.Errorf("receive its terminal: %w", res.err)
 	}
-	return pick(cmd.Stdin), pick(cmd.Stdout), pick(cmd.Stderr), func() {
-		if pio != nil {
-			pio.CloseAfterStart()
-		}
-		devNull.Close()
-	}, nil
+	p.mu.Lock()
+	p.attached = true
+	pending := p.pendingSize
+	p.pendingSize = nil
+	p.mu.Unlock()
+	if pending != nil {
+		p.IO().Resize(*pending)
+	}
+	return nil
 }
 
 func (p *process) Kill(ctx context.Context, sig syscall.Signal) error {
@@ -201,14 +228,285 @@ func (p *process) Kill(ctx context.Context, sig syscall.Signal) error {
 	// Under the lock, so the pidfd is not closed (and its number reused) meanwhile.
 	p.mu.Lock()
 	var err error
-	if p.pidfd > 0 {
+	if p.pidfd >= 0 {
 		err = unix.PidfdSendSignal(p.pidfd, sig, nil, 0)
 	} else {
-		err = unix.Kill(p.Pid(), sig)
+		err = fmt.Errorf("no pidfd for pid %d: %w", p.Pid(), errdefs.ErrNotImplemented)
 	}
 	p.mu.Unlock()
-	if err == unix.ESRCH {
+	if errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("process %s has exited: %w", p.ID(), errdefs.ErrNotFound)
 	}
 	return err
+}
+
+// execRecord is lxcri-start's spec record for an attached process: everything taken from
+// the spec reaches the helper through a pipe, never its argv (/proc/PID/cmdline is
+// world-readable).
+func execRecord(p *specs.Process, tty bool) ([]byte, error) {
+	r := newSpecRecord()
+	cwd := p.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	r.add("process.cwd", "cwd", cwd)
+	r.add("process.user.uid", "uid", strconv.FormatUint(uint64(p.User.UID), 10))
+	r.add("process.user.gid", "gid", strconv.FormatUint(uint64(p.User.GID), 10))
+	for i, g := range p.User.AdditionalGids {
+		r.add(fmt.Sprintf("process.user.additionalGids[%d]", i), "group", strconv.FormatUint(uint64(g), 10))
+	}
+	if p.User.Umask != nil {
+		r.add("process.user.umask", "umask", strconv.FormatUint(uint64(*p.User.Umask), 8))
+	}
+	for i, e := range p.Env {
+		r.add(fmt.Sprintf("process.env[%d]", i), "env", e)
+	}
+	if tty {
+		r.add("process.terminal", "tty", "1")
+	}
+	for i, a := range p.Args {
+		r.add(fmt.Sprintf("process.args[%d]", i), "arg", a)
+	}
+	return r.encode()
+}
+
+// helper is one run of `lxcri-start exec`.
+type helper struct {
+	pid     int
+	exit    chan int // the helper's exit status: the process's
+	st      int
+	done    chan struct{}
+	reportR *os.File
+	specW   *os.File
+	console *os.File // the shim's end of the console socket (terminal only)
+}
+
+// startHelper starts lxcri-start's exec mode for CT name with the process's stdio. It
+// waits for its spec record (send).
+func startHelper(path, name, lxcPath string, pio *runtime.IO, exits *runtime.ExitWatcher) (_ *helper, retErr error) {
+	var closeAfter []*os.File
+	defer func() {
+		for _, f := range closeAfter {
+			f.Close()
+		}
+	}()
+	reportR, reportW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	closeAfter = append(closeAfter, reportW)
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		reportR.Close()
+		return nil, err
+	}
+	closeAfter = append(closeAfter, specR)
+	h := &helper{exit: make(chan int, 1), done: make(chan struct{}), reportR: reportR, specW: specW}
+	defer func() {
+		if retErr != nil {
+			h.close()
+		}
+	}()
+	cmd := exec.Command(path, "exec", name, lxcPath, "--spec-fd", strconv.Itoa(specFD))
+	cmd.Dir = "/"
+	// fd 3: the report; fd 4: the console socket; fd 6: the spec record
+	cmd.ExtraFiles = []*os.File{reportW, nil, nil, specR}
+	// Its own session: it must not get the shim's signals, nor a terminal of the shim's.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	terminal := pio != nil && pio.Terminal()
+	if terminal {
+		// The attached process allocates its pty from the CT's devpts and sends the master
+		// over fd 4.
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("console socket: %w", err)
+		}
+		h.console = os.NewFile(uintptr(fds[0]), "console-socket")
+		child := os.NewFile(uintptr(fds[1]), "console-socket-child")
+		closeAfter = append(closeAfter, child)
+		cmd.ExtraFiles[1] = child
+	}
+	if terminal || pio == nil {
+		null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+		if err != nil {
+			return nil, err
+		}
+		closeAfter = append(closeAfter, null)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = null, null, null
+	} else {
+		pio.Set(cmd)
+	}
+	ch, err := exits.Start(cmd)
+	if !terminal && pio != nil {
+		pio.CloseAfterStart()
+	}
+	if err != nil {
+		return nil, err
+	}
+	h.pid = cmd.Process.Pid
+	go func() {
+		h.st = <-ch
+		close(h.done)
+		h.exit <- h.st
+	}()
+	return h, nil
+}
+
+// send writes the spec record; the helper reads it to its end before anything else.
+func (h *helper) send(record []byte) {
+	w := h.specW
+	h.specW = nil
+	go func() {
+		w.Write(record)
+		w.Close()
+	}()
+}
+
+func (h *helper) kill() {
+	select {
+	case <-h.done:
+	default:
+		syscall.Kill(h.pid, syscall.SIGKILL)
+	}
+}
+
+func (h *helper) close() {
+	if h.specW != nil {
+		h.specW.Close()
+		h.specW = nil
+	}
+	if h.reportR != nil {
+		h.reportR.Close()
+		h.reportR = nil
+	}
+	if h.console != nil {
+		h.console.Close()
+		h.console = nil
+	}
+}
+
+func (h *helper) status() int {
+	select {
+	case <-h.done:
+		return h.st
+	default:
+		return -1
+	}
+}
+
+// report reads the helper's report to its end: "pid N" once the process exists, then
+// end of file when it runs its program (the report's fd is close-on-exec) or an
+// "error ..." line when it could not.
+func (h *helper) report(ctx context.Context) (pid int, errMsg string, err error) {
+	type line struct {
+		s   string
+		eof bool
+	}
+	lines := make(chan line)
+	stop := make(chan struct{})
+	defer close(stop)
+	r := h.reportR
+	h.reportR = nil
+	go func() {
+		defer r.Close()
+		s := bufio.NewScanner(r)
+		for {
+			l := line{eof: !s.Scan()}
+			if !l.eof {
+				l.s = s.Text()
+			}
+			select {
+			case lines <- l:
+			case <-stop:
+				return
+			}
+			if l.eof {
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case l := <-lines:
+			switch {
+			case l.eof:
+				return pid, errMsg, nil
+			case strings.HasPrefix(l.s, "pid "):
+				if n, err := strconv.Atoi(strings.TrimSpace(l.s[4:])); err == nil && n > 0 && pid == 0 {
+					pid = n
+				}
+			case strings.HasPrefix(l.s, "error ") && errMsg == "":
+				errMsg = l.s[6:]
+			}
+		case <-ctx.Done():
+			// The reader ends when the helper, killed, closes its end.
+			return pid, errMsg, ctx.Err()
+		}
+	}
+}
+
+type consoleResult struct {
+	c   console.Console
+	err error
+}
+
+// receiveConsole receives the pty master the process sends, sizes it (size) and lets the
+// process go on (it waits for a byte). Nil without a terminal.
+func (h *helper) receiveConsole(size func(console.Console)) <-chan consoleResult {
+	if h.console == nil {
+		return nil
+	}
+	sock := h.console
+	h.console = nil
+	ch := make(chan consoleResult, 1)
+	go func() {
+		defer sock.Close()
+		c, err := recvConsole(sock)
+		if err == nil {
+			size(c)
+			if _, err := sock.Write([]byte{0}); err != nil {
+				log.L.WithError(err).Warn("proxmox-lxc: release the attached process after its terminal")
+			}
+		}
+		ch <- consoleResult{c, err}
+	}()
+	return ch
+}
+
+// recvConsole receives a pty master over a unix socket (SCM_RIGHTS).
+func recvConsole(sock *os.File) (console.Console, error) {
+	buf := make([]byte, 16)
+	oob := make([]byte, unix.CmsgSpace(4))
+	for {
+		n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 && oobn == 0 {
+			return nil, errors.New("the process closed its console socket without sending a terminal")
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range msgs {
+			fds, err := unix.ParseUnixRights(&m)
+			if err != nil || len(fds) == 0 {
+				continue
+			}
+			for _, extra := range fds[1:] {
+				unix.Close(extra)
+			}
+			f := os.NewFile(uintptr(fds[0]), "ptmx")
+			c, err := console.ConsoleFromFile(f)
+			if err != nil {
+				f.Close()
+				return nil, err
+			}
+			return c, nil
+		}
+	}
 }

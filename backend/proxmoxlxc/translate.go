@@ -97,18 +97,8 @@ func translateProcess(p *specs.Process, ct *CTSpec) error {
 	if p.User.Username != "" {
 		return fieldErr("process.user.username", "is Windows-only")
 	}
-	if p.User.Umask != nil {
-		return fieldErr("process.user.umask", "PVE sets no umask for a CT's init")
-	}
-	// A root init keeps its powers whatever its groups; for any other user PVE cannot set
-	// supplementary groups (LXC's init drops them).
-	if p.User.UID != 0 {
-		for i, g := range p.User.AdditionalGids {
-			if g != p.User.GID {
-				return fieldErr(fmt.Sprintf("process.user.additionalGids[%d]", i), "PVE cannot give a CT's init supplementary groups")
-			}
-		}
-	}
+	// The umask and the supplementary groups are the attached process's own (lxcri-start
+	// sets them), not the CT's: they need no CT option.
 	if p.ConsoleSize != nil && !p.Terminal {
 		return fieldErr("process.consoleSize", "set without process.terminal")
 	}

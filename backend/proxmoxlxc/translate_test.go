@@ -76,8 +76,6 @@ func TestTranslateRefuses(t *testing.T) {
 		{"process.env[0]", func(s *specs.Spec) { s.Process.Env = []string{"NOEQUALS"} }},
 		{"process.env[0]", func(s *specs.Spec) { s.Process.Env = []string{"A=\x00"} }},
 		{"process.cwd", func(s *specs.Spec) { s.Process.Cwd = "relative" }},
-		{"process.user.additionalGids[0]", func(s *specs.Spec) { s.Process.User = specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{27}} }},
-		{"process.user.umask", func(s *specs.Spec) { m := uint32(0o22); s.Process.User.Umask = &m }},
 		{"process.rlimits[0]", func(s *specs.Spec) { s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NPROC", Hard: 5, Soft: 5}} }},
 		{"process.oomScoreAdj", func(s *specs.Spec) { v := 100; s.Process.OOMScoreAdj = &v }},
 		{"process.apparmorProfile", func(s *specs.Spec) { s.Process.ApparmorProfile = "x" }},

@@ -1,0 +1,68 @@
+package proxmoxlxc
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lxcri/lxcri/runtime"
+)
+
+// decodeRecord splits a spec record as lxcri-start reads it.
+func decodeRecord(t *testing.T, b []byte) [][2]string {
+	t.Helper()
+	words := bytes.Split(bytes.TrimSuffix(b, []byte{0}), []byte{0})
+	if len(words) < 2 || string(words[0]) != specMagic || string(words[len(words)-1]) != specEnd || len(words)%2 != 0 {
+		t.Fatalf("malformed record %q", b)
+	}
+	var kv [][2]string
+	for i := 1; i+1 < len(words); i += 2 {
+		kv = append(kv, [2]string{string(words[i]), string(words[i+1])})
+	}
+	return kv
+}
+
+func TestExecRecord(t *testing.T) {
+	umask := uint32(0o027)
+	for _, tc := range []struct {
+		name string
+		p    specs.Process
+		tty  bool
+		want [][2]string
+	}{
+		{
+			name: "defaults",
+			p:    specs.Process{Args: []string{"sh"}},
+			want: [][2]string{{"cwd", "/"}, {"uid", "0"}, {"gid", "0"}, {"arg", "sh"}},
+		},
+		{
+			name: "full",
+			p: specs.Process{Args: []string{"sh", "-c", "echo 'a b'"}, Env: []string{"A=1", "SECRET=x y"}, Cwd: "/srv",
+				User: specs.User{UID: 1000, GID: 100, AdditionalGids: []uint32{27, 44}, Umask: &umask}},
+			tty: true,
+			want: [][2]string{{"cwd", "/srv"}, {"uid", "1000"}, {"gid", "100"}, {"group", "27"}, {"group", "44"}, {"umask", "27"},
+				{"env", "A=1"}, {"env", "SECRET=x y"}, {"tty", "1"}, {"arg", "sh"}, {"arg", "-c"}, {"arg", "echo 'a b'"}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := execRecord(&tc.p, tc.tty)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := decodeRecord(t, b); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("record\n got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestExecRecordRefusesNUL(t *testing.T) {
+	_, err := execRecord(&specs.Process{Args: []string{"sh", "a\x00b"}}, false)
+	var fe *runtime.FieldError
+	if !errors.As(err, &fe) || fe.Field != "process.args[1]" {
+		t.Fatalf("err = %v, want a FieldError for process.args[1]", err)
+	}
+}
