@@ -160,7 +160,7 @@ func (p *process) attach(ctx context.Context) (retErr error) {
 
 	pid, errMsg, err := h.report(ctx)
 	if pid > 0 {
-		p.setPid(pid)
+		p.setPid(pid, h.pid)
 	}
 	if err == nil && errMsg == "" && pid > 0 && consoleCh != nil {
 		err = p.attachConsole(ctx, consoleCh)
@@ -179,14 +179,40 @@ func (p *process) attach(ctx context.Context) (retErr error) {
 }
 
 // setPid records the attached process's pid and holds a pidfd on it, so a signal never
-// reaches another process that got its pid after it was reaped.
-func (p *process) setPid(pid int) {
+// reaches another process that got its pid after it was reaped. The helper may have
+// reaped a short-lived process before the pidfd was opened: the pidfd counts only if the
+// process it names is the helper's child (a pid held by the shim's unreaped child).
+func (p *process) setPid(pid, helper int) {
 	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
-		p.mu.Lock()
-		p.pidfd = fd
-		p.mu.Unlock()
+		if ppid(pid) == helper {
+			p.mu.Lock()
+			p.pidfd = fd
+			p.mu.Unlock()
+		} else {
+			unix.Close(fd)
+		}
 	}
 	p.SetPid(pid)
+}
+
+// ppid is the parent of process pid, 0 when it is gone.
+func ppid(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[1])
+	return n
 }
 
 // attachConsole hands the pty master the process sent (a pty of the CT's devpts, as
@@ -231,7 +257,8 @@ func (p *process) Kill(ctx context.Context, sig syscall.Signal) error {
 	if p.pidfd >= 0 {
 		err = unix.PidfdSendSignal(p.pidfd, sig, nil, 0)
 	} else {
-		err = fmt.Errorf("no pidfd for pid %d: %w", p.Pid(), errdefs.ErrNotImplemented)
+		// no pidfd: the process was gone by the time it was reported
+		err = unix.ESRCH
 	}
 	p.mu.Unlock()
 	if errors.Is(err, unix.ESRCH) {

@@ -3,6 +3,7 @@ package proxmoxlxc
 import (
 	"bytes"
 	"errors"
+	"os"
 	"reflect"
 	"testing"
 
@@ -64,5 +65,14 @@ func TestExecRecordRefusesNUL(t *testing.T) {
 	var fe *runtime.FieldError
 	if !errors.As(err, &fe) || fe.Field != "process.args[1]" {
 		t.Fatalf("err = %v, want a FieldError for process.args[1]", err)
+	}
+}
+
+func TestPpid(t *testing.T) {
+	if got := ppid(os.Getpid()); got != os.Getppid() {
+		t.Errorf("ppid(self) = %d, want %d", got, os.Getppid())
+	}
+	if got := ppid(1 << 30); got != 0 {
+		t.Errorf("ppid of no process = %d, want 0", got)
 	}
 }
