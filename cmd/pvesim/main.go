@@ -55,7 +55,8 @@ func main() {
 	if err := s.Start(); err != nil {
 		log.Fatal(err)
 	}
-	log.Printf("pvesim: node %s serving %s; CA %s, config %s", s.Node(), s.URL(), filepath.Join(s.Dir(), "ca.pem"), filepath.Join(s.Dir(), "lxcri.toml"))
+	log.Printf("pvesim: node %s serving %s; CA %s, config %s; CTs in LXC path %s, cgroups under %s", s.Node(), s.URL(),
+		filepath.Join(s.Dir(), "ca.pem"), filepath.Join(s.Dir(), "lxcri.toml"), s.LXCPath(), s.CgroupPrefix())
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -215,6 +215,10 @@ func (s *Server) TokenSecret() string { return s.cfg.TokenSecret }
 func (s *Server) Dir() string     { return s.cfg.Dir }
 func (s *Server) LXCPath() string { return s.lxcPath }
 
+// CgroupPrefix is the cgroup, below each hierarchy's root, that holds this emulator's CTs
+// (and nothing else); Close removes it.
+func (s *Server) CgroupPrefix() string { return s.cgroupPrefix }
+
 // Close stops serving, interrupts running tasks and waits for them, then stops and
 // destroys every CT it still has: its state lives in memory only, so nothing it made
 // may outlive it.
