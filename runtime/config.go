@@ -52,7 +52,22 @@ type Config struct {
 	ZFS                ZFSConfig  `toml:"zfs"`
 	// Proxmox is how the proxmox-lxc and proxmox-vm backends reach the node's PVE API.
 	Proxmox ProxmoxConfig `toml:"proxmox"`
+	// ShimGroup is which containers share one shim process when no annotation groups
+	// them: ShimGroupContainer ("" too: a shim each, as containerd's runc shim) or
+	// ShimGroupNamespace. Only the host file's counts: every container of a namespace, and
+	// the shim at its exit, must see the same choice.
+	ShimGroup string `toml:"shim_group"`
 }
+
+// Values of Config.ShimGroup.
+const (
+	// ShimGroupContainer starts a shim process per container (or per annotated group).
+	ShimGroupContainer = "container"
+	// ShimGroupNamespace has one live shim process serve every container of a containerd
+	// namespace: a container start then costs no shim process start, and the containers
+	// share one shim's memory; a crash of that shim ends every container it serves.
+	ShimGroupNamespace = "namespace"
+)
 
 // ZFSConfig puts the root filesystems of local containers (lxc, crun) on ZFS datasets,
 // which is what checkpoint and restore need. Without a dataset, containers use the
@@ -148,6 +163,11 @@ func (c *Config) Merge(source string, body []byte) error {
 	}
 	if err := ValidateStateRoot(source+": crun.root", c.Crun.Root); err != nil {
 		return err
+	}
+	switch c.ShimGroup {
+	case "", ShimGroupContainer, ShimGroupNamespace:
+	default:
+		return fmt.Errorf("%s: shim_group %q: valid values are %q and %q: %w", source, c.ShimGroup, ShimGroupContainer, ShimGroupNamespace, errdefs.ErrInvalidArgument)
 	}
 	return c.validateRoutes(source, body)
 }

@@ -52,14 +52,33 @@ func NewManager(backends Registry) shim.Shim {
 
 func (m *manager) Name() string { return RuntimeName }
 
-// groupOf reads the bundle's spec annotations to find the shim group of a container.
+// namespaceGroup is the group of every container of a namespace without a group annotation
+// under shim_group = "namespace" (the socket address holds the namespace too).
+const namespaceGroup = "namespace"
+
+// groupOf reads the bundle's spec annotations and the host configuration to find the shim
+// group of a container.
 func groupOf(bundle, id string) (string, error) {
+	cfg, err := runtime.LoadHostConfig()
+	if err != nil {
+		return "", err
+	}
+	return annotatedGroupOf(bundle, id, cfg.ShimGroup == runtime.ShimGroupNamespace)
+}
+
+// annotatedGroupOf is the group of a container: its group annotation's, else the
+// namespace's with byNamespace, else its own.
+func annotatedGroupOf(bundle, id string, byNamespace bool) (string, error) {
+	own := id
+	if byNamespace {
+		own = namespaceGroup
+	}
 	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			// Create reports the missing config.json with the right code; the shim
 			// itself can still start.
-			return id, nil
+			return own, nil
 		}
 		return "", err
 	}
@@ -67,7 +86,7 @@ func groupOf(bundle, id string) (string, error) {
 		Annotations map[string]string `json:"annotations"`
 	}
 	if err := json.Unmarshal(b, &s); err != nil {
-		return id, nil
+		return own, nil
 	}
 	for _, a := range GroupAnnotations {
 		if g, ok := s.Annotations[a]; ok && g != "" {
@@ -78,7 +97,7 @@ func groupOf(bundle, id string) (string, error) {
 			return g, nil
 		}
 	}
-	return id, nil
+	return own, nil
 }
 
 // Start launches a shim server process for the container, or returns the address of the

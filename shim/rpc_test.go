@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
@@ -12,6 +13,8 @@ import (
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/lxcri/lxcri/runtime"
 )
 
 // TestReadOnlyRPCs: Connect, Pids (execs named), Stats, CloseIO and ResizePty reach the
@@ -93,28 +96,49 @@ func TestRetargetCgroup(t *testing.T) {
 	}
 }
 
-// TestGroupOf: the group annotation names the shim process; without one the id does.
+// TestGroupOf: the group annotation names the shim process; without one the id does, or
+// with shim_group = "namespace" in the host file the namespace's group.
 func TestGroupOf(t *testing.T) {
 	for _, tc := range []struct {
 		name, config, want string
-		bad                bool
+		byNamespace, bad   bool
 	}{
-		{"no config", "", "id", false},
-		{"no annotation", `{"annotations":{}}`, "id", false},
-		{"sandbox", `{"annotations":{"io.kubernetes.cri.sandbox-id":"pod1"}}`, "pod1", false},
-		{"explicit group wins", `{"annotations":{"io.containerd.lxcri.v2.group":"g","io.kubernetes.cri.sandbox-id":"pod1"}}`, "g", false},
-		{"bad group", `{"annotations":{"io.containerd.lxcri.v2.group":"../x"}}`, "", true},
-		{"malformed", `{`, "id", false},
+		{"no config", "", "id", false, false},
+		{"no annotation", `{"annotations":{}}`, "id", false, false},
+		{"sandbox", `{"annotations":{"io.kubernetes.cri.sandbox-id":"pod1"}}`, "pod1", false, false},
+		{"explicit group wins", `{"annotations":{"io.containerd.lxcri.v2.group":"g","io.kubernetes.cri.sandbox-id":"pod1"}}`, "g", false, false},
+		{"bad group", `{"annotations":{"io.containerd.lxcri.v2.group":"../x"}}`, "", false, true},
+		{"malformed", `{`, "id", false, false},
+		{"namespace, no config", "", namespaceGroup, true, false},
+		{"namespace, no annotation", `{"annotations":{}}`, namespaceGroup, true, false},
+		{"namespace, sandbox wins", `{"annotations":{"io.kubernetes.cri.sandbox-id":"pod1"}}`, "pod1", true, false},
+		{"namespace, malformed", `{`, namespaceGroup, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			if tc.config != "" {
 				os.WriteFile(filepath.Join(dir, "config.json"), []byte(tc.config), 0o644)
 			}
+			mode := "container"
+			if tc.byNamespace {
+				mode = "namespace"
+			}
+			cfg := filepath.Join(t.TempDir(), "config.toml")
+			if err := os.WriteFile(cfg, []byte("shim_group = \""+mode+"\"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv(runtime.ConfigPathEnv, cfg)
 			got, err := groupOf(dir, "id")
 			if tc.bad != (err != nil) || got != tc.want {
 				t.Errorf("got %q %v, want %q", got, err, tc.want)
 			}
 		})
+	}
+	// A host file the shim cannot read fails the start, naming the file.
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(cfg, []byte("shim_group = \"pod\"\n"), 0o644)
+	t.Setenv(runtime.ConfigPathEnv, cfg)
+	if _, err := groupOf(t.TempDir(), "id"); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "shim_group") {
+		t.Errorf("bad shim_group: %v, want InvalidArgument naming it", err)
 	}
 }
