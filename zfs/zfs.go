@@ -88,6 +88,9 @@ type Store struct {
 	// BusyTimeout bounds the retries of an operation zfs refuses with "dataset is busy".
 	// Zero means DefaultBusyTimeout.
 	BusyTimeout time.Duration
+	// LockDir holds the lock files that keep two processes of the host from releasing
+	// one base at once. Empty means DefaultLockDir.
+	LockDir string
 }
 
 // Dataset returns the name of the dataset Parent/elem[0]/elem[1]/...
@@ -564,7 +567,18 @@ func (s *Store) PruneBases(ctx context.Context) ([]string, error) {
 // releaseBase destroys the base dataset of snapshot when the snapshot has no clones
 // (OpenZFS's clones property; zfs-fuse's translation layer derives it from the origins).
 // Losing a race (a new clone, or another releaser) is not an error.
+//
+// The last containers of an image are often released at the same moment (a pod going
+// away): each then finds the base without clones. Two `zfs destroy` of one dataset at once
+// make the slower fail half-way ("umount: ... not mounted", as the other unmounted it
+// first), so the releases of a base take turns under a host-wide lock, and the later one
+// finds the base gone.
 func (s *Store) releaseBase(ctx context.Context, snapshot string) (bool, error) {
+	unlock, err := s.lock(ctx, "release", strings.TrimSuffix(snapshot, "@"+BaseSnapshot))
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
 	clones, err := s.property(ctx, "release", snapshot, "clones")
 	if errdefs.IsNotFound(err) {
 		return false, nil

@@ -172,6 +172,7 @@ func TestStore(t *testing.T) {
 	t.Run("DestroyBusy", func(t *testing.T) { testDestroyBusy(t, pool) })
 	t.Run("BaseRefcount", func(t *testing.T) { testBaseRefcount(t, pool) })
 	t.Run("BaseRace", func(t *testing.T) { testBaseRace(t, pool) })
+	t.Run("ReleaseRace", func(t *testing.T) { testReleaseRace(t, pool) })
 	t.Run("Checkpoints", func(t *testing.T) { testCheckpoints(t, pool) })
 	t.Run("Errors", func(t *testing.T) { testErrors(t, pool) })
 	t.Run("Context", func(t *testing.T) { testContext(t, pool) })
@@ -684,6 +685,86 @@ func testBaseRace(t *testing.T, pool string) {
 		t.Fatal(err)
 	}
 }
+
+// testReleaseRace: the containers of one image released at the same moment all succeed,
+// and the last of them takes the base along, whichever it is. Rounds of it, as the race
+// is one of timing.
+func testReleaseRace(t *testing.T, pool string) {
+	ctx := context.Background()
+	s := newStore(t, pool)
+	rounds := releaseRaceRounds
+	for round := range rounds {
+		base, err := s.BaseFor(ctx, "img", func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := []string{"a", "b", "c"}
+		for _, id := range ids {
+			if _, err := s.CloneForContainer(ctx, base, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, len(ids))
+		start := make(chan struct{})
+		for i, id := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				errs[i] = s.ReleaseContainer(ctx, id)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("round %d: ReleaseContainer(%s) = %v", round, ids[i], err)
+			}
+		}
+		if left := below(t, s.Parent); len(left) > 0 {
+			t.Fatalf("round %d: left after releasing every container: %v", round, left)
+		}
+
+		// The releases of a base itself, at the same moment: one destroys it, the
+		// others find it gone, none fails.
+		if base, err = s.BaseFor(ctx, "img", func(string) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		var destroyed atomic.Int32
+		start = make(chan struct{})
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				ok, err := s.ReleaseBase(ctx, base)
+				if ok {
+					destroyed.Add(1)
+				}
+				errs[i] = err
+			}()
+		}
+		close(start)
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("round %d: release of the base #%d = %v", round, i, err)
+			}
+		}
+		if n := destroyed.Load(); n != 1 {
+			t.Errorf("round %d: %d releases destroyed the base, want 1", round, n)
+		}
+		if left := below(t, s.Parent); len(left) > 0 {
+			t.Fatalf("round %d: left after releasing the base: %v", round, left)
+		}
+	}
+}
+
+// releaseRaceRounds is how many times testReleaseRace races.
+const releaseRaceRounds = 20
 
 // testErrors: every failure carries its errdefs sentinel and names the dataset.
 func testErrors(t *testing.T, pool string) {
