@@ -52,6 +52,8 @@ type Config struct {
 	ZFS                ZFSConfig  `toml:"zfs"`
 	// Proxmox is how the proxmox-lxc and proxmox-vm backends reach the node's PVE API.
 	Proxmox ProxmoxConfig `toml:"proxmox"`
+	// ProxmoxVM configures the proxmox-vm backend.
+	ProxmoxVM ProxmoxVMConfig `toml:"proxmox-vm"`
 }
 
 // ZFSConfig puts the root filesystems of local containers (lxc, crun) on ZFS datasets,

@@ -79,6 +79,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	cts      map[int]*ct
+	vms      map[int]*vm
 	taskList []*task
 	taskByID map[string]*task
 	taskSeq  uint32
@@ -129,6 +130,7 @@ func New(cfg Config) (*Server, error) {
 		lxcPath:      filepath.Join(dir, "lxc"),
 		cgroupPrefix: "pvesim-" + newUUID()[:8],
 		cts:          map[int]*ct{},
+		vms:          map[int]*vm{},
 		taskByID:     map[string]*task{},
 		storages:     map[string]*storage{},
 		started:      time.Now(),
@@ -140,6 +142,9 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	if err := s.initStorages(); err != nil {
+		return nil, err
+	}
+	if err := s.initQemu(); err != nil {
 		return nil, err
 	}
 	s.routes()
@@ -233,6 +238,9 @@ func (s *Server) Close() error {
 		if e := s.destroyCT(context.Background(), c, nil); e != nil && err == nil {
 			err = e
 		}
+	}
+	if e := s.closeQemu(); e != nil && err == nil {
+		err = e
 	}
 	s.cleanCgroupPrefix()
 	return err
@@ -406,7 +414,10 @@ token_secret_file = %q
 ca_file = %q
 storage = %q
 template_storage = %q
-`, s.apiBase, s.apiBase, s.cfg.Node, s.cfg.TokenID, secretFile, filepath.Join(dir, "ca.pem"), DefaultStorage, DefaultTemplateStorage)
+
+[proxmox-vm]
+template_vmid = %d
+`, s.apiBase, s.apiBase, s.cfg.Node, s.cfg.TokenID, secretFile, filepath.Join(dir, "ca.pem"), DefaultStorage, DefaultTemplateStorage, TemplateVMID)
 	return writeFileAtomic(filepath.Join(dir, "lxcri.toml"), []byte(toml), 0o644)
 }
 
