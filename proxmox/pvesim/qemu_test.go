@@ -159,6 +159,11 @@ func TestQemuQuirks(t *testing.T) {
 			}
 		})
 	}
+	// lengths are characters, as Perl counts them: 64 KiB of U+00E9 (one byte each for the
+	// agent) passes, though it is 128 KiB of UTF-8
+	if a := c.callJSON("POST", vmBase+"9000/agent/exec", map[string]any{"command": []string{"cat"}, "input-data": strings.Repeat("\u00e9", 65536)}); a.Code != 500 || a.Msg != "VM 9000 is not running\n" {
+		t.Errorf("64 KiB of 2-byte characters: %d %q %v", a.Code, a.Msg, a.Errors)
+	}
 	// a template does not start: the task says why
 	st := c.wait(s, c.call("POST", vmBase+"9000/status/start", nil).upid(t))
 	if st["exitstatus"] != "you can't start a vm if it's a template" || !strings.Contains(st["upid"].(string), ":qmstart:9000:") {
