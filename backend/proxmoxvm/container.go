@@ -53,7 +53,8 @@ func (c *container) Start(ctx context.Context) error {
 	return c.init.launch(ctx)
 }
 
-// initExited stops the VM once the task's init has exited: the guest has no more work.
+// initExited ends the output pumps of the execs once the task's init has exited; the VM
+// runs on until the task is deleted.
 func (c *container) initExited() {
 	c.mu.Lock()
 	execs := make([]*process, 0, len(c.execs))
@@ -178,7 +179,8 @@ func (c *container) Checkpoint(ctx context.Context, req *runtime.CheckpointReque
 	c.mu.Lock()
 	c.checkpoints = append(c.checkpoints, name)
 	c.mu.Unlock()
-	ref := checkpointRef{Node: c.b.api.Node(), VMID: c.vmid, Snapshot: name, OutOff: c.init.outOff, ErrOff: c.init.errOff}
+	outOff, errOff := c.init.offsets()
+	ref := checkpointRef{Node: c.b.api.Node(), VMID: c.vmid, Snapshot: name, OutOff: outOff, ErrOff: errOff}
 	b, err := json.Marshal(ref)
 	if err != nil {
 		return err

@@ -181,7 +181,8 @@ func (p *process) feed(ctx context.Context, stdin io.ReadCloser) {
 func (p *process) follow(ctx context.Context, stdout, stderr io.Writer) int {
 	g := p.gst()
 	for {
-		st, err := g.run(ctx, nil, guestLauncher, "poll", p.dir, strconv.FormatInt(p.outOff, 10), strconv.FormatInt(p.errOff, 10), strconv.Itoa(pollMax))
+		outOff, errOff := p.offsets()
+		st, err := g.run(ctx, nil, guestLauncher, "poll", p.dir, strconv.FormatInt(outOff, 10), strconv.FormatInt(errOff, 10), strconv.Itoa(pollMax))
 		if err != nil {
 			if ctx.Err() != nil || vmStopped(err) {
 				return 128 + int(syscall.SIGKILL)
@@ -196,8 +197,10 @@ func (p *process) follow(ctx context.Context, stdout, stderr io.Writer) int {
 		}
 		p.deliver(stdout, st.Out, st.OutTruncated, "stdout")
 		p.deliver(stderr, st.Err, st.ErrTruncated, "stderr")
+		p.mu.Lock()
 		p.outOff += int64(len(st.Out))
 		p.errOff += int64(len(st.Err))
+		p.mu.Unlock()
 		if st.ExitCode == 3 && len(st.Out) < pollMax && len(st.Err) < pollMax {
 			return p.exitStatus(ctx)
 		}
@@ -210,6 +213,13 @@ func (p *process) follow(ctx context.Context, stdout, stderr io.Writer) int {
 		case <-time.After(pollInterval):
 		}
 	}
+}
+
+// offsets are how much of its stdout and stderr was delivered.
+func (p *process) offsets() (int64, int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.outOff, p.errOff
 }
 
 func (p *process) deliver(w io.Writer, b []byte, truncated bool, name string) {
