@@ -69,6 +69,11 @@ func TestProxmoxVM(t *testing.T) {
 	env, api := startPVEVM(t)
 
 	t0 := time.Now()
+	if out := ctrOK(t, env, "run", "--rm", "--runtime", rt, env.Image, "vm-echo0", "echo", "hello"); out != "hello\n" {
+		t.Errorf("ctr run echo: %q", out)
+	}
+	t.Logf("ctr run --rm echo on proxmox-vm: %v", time.Since(t0))
+	t0 = time.Now()
 	out, errOut, code := env.Ctr("run", "--rm", "--runtime", rt, env.Image, "vm-echo", "sh", "-c", "echo hello from the VM; echo oops >&2; exit 3")
 	if code != 3 || out != "hello from the VM\n" || !strings.Contains(errOut, "oops") {
 		t.Fatalf("ctr run: exit %d stdout %q stderr %q", code, out, errOut)
@@ -130,6 +135,23 @@ func TestProxmoxVM(t *testing.T) {
 	waitStatus(t, env, "vm-r", "STOPPED")
 	ctrOK(t, env, "task", "rm", "vm-r")
 	ctrOK(t, env, "container", "rm", "vm-r")
+
+	// the same ctr run on the lxc backend, for comparison in the same run
+	lenv := start(t, backendCase{name: "lxc", config: "backend = \"lxc\"\n"})
+	t0 = time.Now()
+	if out := ctrOK(t, lenv, "run", "--rm", "--runtime", rt, lenv.Image, "lxc-echo", "echo", "hello"); out != "hello\n" {
+		t.Errorf("ctr run echo on lxc: %q", out)
+	}
+	t.Logf("ctr run --rm echo on lxc: %v", time.Since(t0))
+	ctrOK(t, lenv, "run", "-d", "--runtime", rt, lenv.Image, "lxc-c", "sleep", "1000")
+	waitRunning(t, lenv, "lxc-c")
+	t0 = time.Now()
+	ctrOK(t, lenv, "task", "exec", "--exec-id", "e1", "lxc-c", "true")
+	t.Logf("ctr task exec on lxc: %v", time.Since(t0))
+	ctrOK(t, lenv, "task", "kill", "-s", "SIGKILL", "lxc-c")
+	waitStatus(t, lenv, "lxc-c", "STOPPED")
+	ctrOK(t, lenv, "task", "rm", "lxc-c")
+	ctrOK(t, lenv, "container", "rm", "lxc-c")
 }
 
 const counterInitIT = `n=0; trap 'echo "n=$n"; echo "n=$n" > /tmp/n' USR1; while :; do n=$((n+1)); sleep 0.05; done`
