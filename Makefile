@@ -29,12 +29,13 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null)
 HELPER    := lxcri-start
 HELPER_SRC := backend/lxc/helper/lxcri-start.c
 PAUSE     := lxcri-pause
+VMLAUNCHER := lxcri-vm-launcher
 GOFLAGS_BUILD ?= -trimpath
 TEST_TIMEOUT  ?= 60m
 # extra flags for `go test` of the integration tests, e.g. TESTFLAGS='-run TestLifecycle -v'
 TESTFLAGS ?=
 
-.PHONY: all setup build shim helper pause tool vet unit integration test install demo bench clean \
+.PHONY: all setup build shim helper pause vmlauncher tool vet unit integration test install demo bench clean \
 	conformance conformance-setup conformance-focus-setup conformance-run conformance-report \
 	soak cover cover-build cover-unit cover-integration cover-report
 
@@ -43,7 +44,7 @@ all: build
 setup:
 	contrib/scripts/setup-host.sh
 
-build: shim tool helper pause
+build: shim tool helper pause vmlauncher
 
 # The shim is a static binary without cgo: containerd execs it twice per container, and a
 # static binary spares each exec the dynamic loader and the C library (a smaller resident
@@ -57,6 +58,12 @@ shim:
 pause:
 	@mkdir -p $(BINDIR)
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -ldflags '-s -w' -o $(BINDIR)/$(PAUSE) ./cmd/$(PAUSE)
+
+# What the proxmox-vm backend places in each VM's guest to run the task's processes:
+# static, as it runs in a guest OS lxcri knows nothing of.
+vmlauncher:
+	@mkdir -p $(BINDIR)
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -ldflags '-s -w' -o $(BINDIR)/$(VMLAUNCHER) ./cmd/$(VMLAUNCHER)
 
 tool:
 	@mkdir -p $(BINDIR)
@@ -98,6 +105,7 @@ install: build
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BINDIR)/$(SHIM) $(DESTDIR)$(PREFIX)/bin/$(SHIM)
 	install -m 0755 $(BINDIR)/$(PAUSE) $(DESTDIR)$(PREFIX)/bin/$(PAUSE)
+	install -m 0755 $(BINDIR)/$(VMLAUNCHER) $(DESTDIR)$(PREFIX)/bin/$(VMLAUNCHER)
 	install -m 0755 $(BINDIR)/$(TOOL) $(DESTDIR)$(PREFIX)/bin/$(TOOL)
 	@if [ -f $(BINDIR)/$(HELPER) ]; then \
 		echo "install -m 0755 $(BINDIR)/$(HELPER) $(DESTDIR)$(PREFIX)/bin/$(HELPER)"; \

@@ -47,9 +47,9 @@ var definites = []struct {
 	re   *regexp.Regexp
 	kind error
 }{
-	{regexp.MustCompile(`(?i)\bconfiguration file '[^']*' does not exist|\bdoes not exist\b|\bno such\b`), errdefs.ErrNotFound},
+	{regexp.MustCompile(`(?i)\bconfiguration file '[^']*' does not exist|\bdoes not exist\b|\bno such\b|\bInvalid parameter 'pid'`), errdefs.ErrNotFound},
 	{regexp.MustCompile(`(?i)\balready exists\b`), errdefs.ErrAlreadyExists},
-	{regexp.MustCompile(`(?i)\b(already running|not running|is locked|is a template|is running)\b|snapshot feature is not available|\bcan't (rollback|snapshot)`), errdefs.ErrFailedPrecondition},
+	{regexp.MustCompile(`(?i)\b(already running|not running|is locked|is a template|is running)\b|snapshot feature is not available|\bcan't (rollback|snapshot)|no QEMU guest agent configured|linked clone feature is not supported|\bnot allowed for linked clones\b|\byou can't start a vm if it's a template\b`), errdefs.ErrFailedPrecondition},
 }
 
 func definite(msg string) error {

@@ -57,6 +57,8 @@ type Config struct {
 	// ShimGroupNamespace. Only the host file's counts: every container of a namespace, and
 	// the shim at its exit, must see the same choice.
 	ShimGroup string `toml:"shim_group"`
+	// ProxmoxVM configures the proxmox-vm backend.
+	ProxmoxVM ProxmoxVMConfig `toml:"proxmox-vm"`
 }
 
 // Values of Config.ShimGroup.

@@ -10,6 +10,7 @@ import (
 	"github.com/lxcri/lxcri/backend/crun"
 	"github.com/lxcri/lxcri/backend/lxc"
 	"github.com/lxcri/lxcri/backend/proxmoxlxc"
+	"github.com/lxcri/lxcri/backend/proxmoxvm"
 	lxcshim "github.com/lxcri/lxcri/shim"
 )
 
@@ -18,6 +19,7 @@ func main() {
 		crun.Name:       crun.New,
 		lxc.Name:        lxc.New,
 		proxmoxlxc.Name: proxmoxlxc.New,
+		proxmoxvm.Name:  proxmoxvm.New,
 	}
 	lxcshim.RegisterTaskPlugin(backends)
 	lxcshim.RegisterDebugPlugin()

@@ -32,6 +32,7 @@ func (s *Server) routes() {
 	s.routesStorage()
 	s.routesTasks()
 	s.routesLXC()
+	s.routesQemu()
 }
 
 func (s *Server) version(r *request) (any, error) {
@@ -44,13 +45,13 @@ func (s *Server) nextID(r *request) (any, error) {
 	defer s.mu.Unlock()
 	if r.has("vmid") {
 		vmid := r.intOr("vmid", 0)
-		if s.cts[vmid] != nil {
+		if s.vmidTaken(vmid) {
 			return nil, paramError(map[string]string{"vmid": "VM " + strconv.Itoa(vmid) + " already exists"})
 		}
 		return r.str("vmid"), nil
 	}
 	for id := 100; id < 1000000000; id++ {
-		if s.cts[id] == nil {
+		if !s.vmidTaken(id) {
 			return strconv.Itoa(id), nil
 		}
 	}
@@ -123,6 +124,7 @@ func (s *Server) resources(r *request) (any, error) {
 			}
 			out = append(out, row)
 		}
+		out = append(out, s.qemuResources()...)
 	}
 	return out, nil
 }

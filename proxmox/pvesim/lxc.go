@@ -175,7 +175,7 @@ func (s *Server) lxcCreate(r *request) (any, error) {
 	conf["lock"] = "create"
 
 	s.mu.Lock()
-	if old := s.cts[vmid]; old != nil {
+	if s.vmidTaken(vmid) {
 		s.mu.Unlock()
 		return nil, errorf(http.StatusInternalServerError, "CT %d already exists on node '%s'", vmid, s.cfg.Node)
 	}

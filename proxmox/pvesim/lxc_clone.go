@@ -34,7 +34,7 @@ func (s *Server) lxcClone(r *request) (any, error) {
 		return nil, err
 	}
 	s.mu.Lock()
-	if s.cts[newid] != nil {
+	if s.vmidTaken(newid) {
 		s.mu.Unlock()
 		return nil, errorf(http.StatusInternalServerError, "CT %d already exists on node '%s'", newid, s.cfg.Node)
 	}
@@ -97,7 +97,7 @@ func (s *Server) lxcClone(r *request) (any, error) {
 	newconf["lock"] = "create"
 	nc := &ct{vmid: newid, conf: newconf, lxc: raw, snapshots: map[string]*ctSnapshot{}}
 	s.mu.Lock()
-	if s.cts[newid] != nil {
+	if s.vmidTaken(newid) {
 		s.mu.Unlock()
 		return nil, errorf(http.StatusInternalServerError, "CT %d already exists on node '%s'", newid, s.cfg.Node)
 	}

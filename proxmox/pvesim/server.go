@@ -81,6 +81,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	cts      map[int]*ct
+	vms      map[int]*vm
 	taskList []*task
 	taskByID map[string]*task
 	taskSeq  uint32
@@ -131,6 +132,7 @@ func New(cfg Config) (*Server, error) {
 		lxcPath:      filepath.Join(dir, "lxc"),
 		cgroupPrefix: "pvesim-" + newUUID()[:8],
 		cts:          map[int]*ct{},
+		vms:          map[int]*vm{},
 		taskByID:     map[string]*task{},
 		storages:     map[string]*storage{},
 		started:      time.Now(),
@@ -142,6 +144,9 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	if err := s.initStorages(); err != nil {
+		return nil, err
+	}
+	if err := s.initQemu(); err != nil {
 		return nil, err
 	}
 	s.routes()
@@ -239,6 +244,9 @@ func (s *Server) Close() error {
 		if e := s.destroyCT(context.Background(), c, nil); e != nil && err == nil {
 			err = e
 		}
+	}
+	if e := s.closeQemu(); e != nil && err == nil {
+		err = e
 	}
 	s.cleanCgroupPrefix()
 	return err
@@ -416,12 +424,15 @@ func (s *Server) writeClientFiles() error {
 		"storage":           DefaultStorage,
 		"template_storage":  DefaultTemplateStorage,
 		"lxc_path":          s.lxcPath,
+	}, "proxmox-vm": map[string]int{
+		"template_vmid": TemplateVMID,
 	}})
 	if err != nil {
 		return fmt.Errorf("pvesim: lxcri.toml: %w", err)
 	}
 	head := "# Written by pvesim: lxcri's [proxmox] section for the emulated node " + s.cfg.Node + ",\n" +
-		"# for a shim on this host (lxc_path is the emulator's LXC path).\n"
+		"# for a shim on this host (lxc_path is the emulator's LXC path), and the template VM\n" +
+		"# of its [proxmox-vm] section.\n"
 	return writeFileAtomic(filepath.Join(dir, "lxcri.toml"), append([]byte(head), body...), 0o644)
 }
 

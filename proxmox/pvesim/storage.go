@@ -56,8 +56,9 @@ func (st *storage) has(content string) bool {
 
 func (st *storage) templateDir() string { return filepath.Join(st.path, "template", "cache") }
 
-// reSubvol is the name of a CT disk: subvol-VMID-disk-N.
-var reSubvol = regexp.MustCompile(`^subvol-([1-9][0-9]{2,8})-disk-([0-9]+)$`)
+// reSubvol is the name of a disk: subvol-VMID-disk-N (CT), vm-VMID-disk-N (VM) or
+// base-VMID-disk-N (VM template).
+var reSubvol = regexp.MustCompile(`^(?:subvol|vm|base)-([1-9][0-9]{2,8})-disk-([0-9]+)$`)
 
 // volPath is the directory of a CT disk.
 func (st *storage) volPath(volname string) (string, error) {

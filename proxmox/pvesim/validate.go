@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // This file checks request parameters against the schema the way pve-common's
@@ -173,11 +174,12 @@ func (s *Schema) checkProp(value any, present bool, sch map[string]any, path str
 			return
 		}
 	}
-	if max, ok := numberOf(sch["maxLength"]); ok && float64(len(str)) > max {
+	// Perl's length counts the characters of the decoded value, not its UTF-8 bytes
+	if max, ok := numberOf(sch["maxLength"]); ok && float64(utf8.RuneCountInString(str)) > max {
 		addError(errs, path, fmt.Sprintf("value may only be %s characters long", numText(sch["maxLength"])))
 		return
 	}
-	if min, ok := numberOf(sch["minLength"]); ok && float64(len(str)) < min {
+	if min, ok := numberOf(sch["minLength"]); ok && float64(utf8.RuneCountInString(str)) < min {
 		addError(errs, path, fmt.Sprintf("value must be at least %s characters long", numText(sch["minLength"])))
 		return
 	}
