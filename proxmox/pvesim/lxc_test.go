@@ -320,8 +320,9 @@ func TestCTLifecycle(t *testing.T) {
 	if ents, _ := os.ReadDir(s.LXCPath()); len(ents) != 0 {
 		t.Fatalf("LXC path not empty: %v", ents)
 	}
-	if ents, _ := os.ReadDir(filepath.Join(s.storages[DefaultStorage].path, "images")); len(ents) != 0 {
-		t.Fatalf("storage not empty: %v", ents)
+	// The template VM's disk is the only volume the emulator starts with.
+	if ents, _ := os.ReadDir(filepath.Join(s.storages[DefaultStorage].path, "images")); len(ents) != 1 || ents[0].Name() != strconv.Itoa(TemplateVMID) {
+		t.Fatalf("storage holds more than the template VM's disk: %v", ents)
 	}
 	closed = true
 	if err := s.Close(); err != nil {
