@@ -68,7 +68,7 @@ func (c *Client) wait(ctx context.Context, u upid) error {
 	ctx, cancel := c.bound(ctx)
 	defer cancel()
 	statusPath := fmt.Sprintf("/nodes/%s/tasks/%s/status", u.node, url.PathEscape(u.raw))
-	interval := 20 * time.Millisecond
+	begun := time.Now()
 	for {
 		var st struct {
 			Status     string `json:"status"`
@@ -87,13 +87,24 @@ func (c *Client) wait(ctx context.Context, u upid) error {
 			}
 			return c.taskFailed(ctx, u, st.ExitStatus)
 		}
-		if err := sleep(ctx, interval); err != nil {
+		if err := sleep(ctx, pollInterval(time.Since(begun))); err != nil {
 			return c.taskTimedOut(u)
 		}
-		if interval *= 2; interval > 500*time.Millisecond {
-			interval = 500 * time.Millisecond
-		}
 	}
+}
+
+// Task status polling: PVE has no call that waits for a task, so its end is seen at the
+// next poll. The pause grows with the task's age, a fifth of it, so a task is seen ended at
+// most a fifth of its run time late (plus one poll's round trip) while a long task costs
+// the node few calls; it stays within [minPoll, maxPoll].
+const (
+	minPoll = 10 * time.Millisecond
+	maxPoll = 500 * time.Millisecond
+)
+
+// pollInterval is the pause before the next status poll of a task running for elapsed.
+func pollInterval(elapsed time.Duration) time.Duration {
+	return min(max(elapsed/5, minPoll), maxPoll)
 }
 
 func (c *Client) taskFailed(ctx context.Context, u upid, exit string) error {

@@ -90,8 +90,9 @@ type CreateRequest struct {
 	Bundle string
 	// Rootfs is the absolute path of the mounted root filesystem (Needs.HostRootfs).
 	Rootfs string
-	// Mounts are containerd's root filesystem mounts, passed through when the backend
-	// does not need the rootfs on this host.
+	// Mounts are containerd's root filesystem mounts: passed through when the backend
+	// does not need the rootfs on this host, and otherwise what Rootfs was made from
+	// (none when it was restored from the shim's own checkpoint).
 	Mounts []*types.Mount
 	// Checkpoint is the checkpoint to restore from (Needs.OwnsCheckpoints), "" for none.
 	Checkpoint string

@@ -257,8 +257,9 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		if err != nil {
 			return nil, err
 		}
-		zroot, rootfs = root, root.Target
+		zroot, rootfs, mounts = root, root.Target, r.Rootfs
 	default:
+		mounts = r.Rootfs
 		rootfs, err = runtime.MountRootfs(r.Bundle, r.Rootfs)
 		if err != nil {
 			return nil, err

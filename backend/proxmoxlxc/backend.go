@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 
@@ -47,6 +48,9 @@ type backend struct {
 	// containers of a pod do not upload the same image at once.
 	tmu       sync.Mutex
 	templates map[string]*sync.Mutex
+	// cache remembers which template a root filesystem became; without a directory
+	// every Create builds the template to learn its name.
+	cache templateCache
 }
 
 // New makes the backend from the [proxmox] section of cfg.
@@ -59,7 +63,12 @@ func New(ctx context.Context, cfg *runtime.Config) (runtime.Backend, error) {
 	if helper == "" {
 		helper = filepath.Join(filepath.Dir(exe), HelperBinary)
 	}
-	return newBackend(ctx, &cfg.Proxmox, filepath.Join(filepath.Dir(exe), PauseBinary), helper)
+	b, err := newBackend(ctx, &cfg.Proxmox, filepath.Join(filepath.Dir(exe), PauseBinary), helper)
+	if err != nil {
+		return nil, err
+	}
+	b.cache = templateCache{dir: filepath.Join(cfg.StateDir, Name, "templates")}
+	return b, nil
 }
 
 func newBackend(ctx context.Context, cfg *runtime.ProxmoxConfig, pause, helper string) (*backend, error) {
@@ -105,7 +114,7 @@ func (b *backend) Create(ctx context.Context, req *runtime.CreateRequest) (_ run
 	if req.Rootfs == "" {
 		return nil, fmt.Errorf("%s: no root filesystem to make the CT from: %w", Name, errdefs.ErrInvalidArgument)
 	}
-	volid, rootSize, err := b.ensureTemplate(ctx, req.Rootfs, ct, req.StateDir)
+	volid, rootSize, err := b.ensureTemplate(ctx, req.Rootfs, req.Mounts, req.StateDir)
 	if err != nil {
 		return nil, err
 	}
@@ -175,10 +184,40 @@ func (b *backend) removeTagged(ctx context.Context, vmid int, tag string) {
 	}
 }
 
-// ensureTemplate makes the OCI archive of the task's root filesystem and puts it into the
-// template storage unless a template with the same digest is there already. It returns the
-// template's volume id and the root disk size in GiB.
-func (b *backend) ensureTemplate(ctx context.Context, rootfs string, ct *CTSpec, scratch string) (string, int, error) {
+// ensureTemplate returns the volume id of the template of the task's root filesystem and
+// the root disk size in GiB, making the template and putting it into the template storage
+// unless one with the same digest is there already. When the rootfs mounts pin its content
+// down and this host made (or found) its template before, the cache names the template
+// without building the archive again.
+func (b *backend) ensureTemplate(ctx context.Context, rootfs string, mounts []*types.Mount, scratch string) (string, int, error) {
+	key, keyed := "", false
+	if b.cache.dir != "" {
+		key, keyed = contentKey(mounts, b.pause)
+	}
+	if keyed {
+		if t, ok := b.cache.get(key); ok {
+			if found, err := b.hasTemplate(ctx, t.VolID); err != nil {
+				return "", 0, err
+			} else if found {
+				return t.VolID, t.GiB, nil
+			}
+		}
+	}
+	volid, gib, err := b.makeTemplate(ctx, rootfs, scratch)
+	if err != nil {
+		return "", 0, err
+	}
+	if keyed {
+		if err := b.cache.put(key, cachedTemplate{VolID: volid, GiB: gib}); err != nil {
+			log.G(ctx).WithError(err).Warn("proxmox-lxc: remember the template of a root filesystem")
+		}
+	}
+	return volid, gib, nil
+}
+
+// makeTemplate builds the OCI archive of the root filesystem and uploads it unless the
+// template storage holds one with the same digest.
+func (b *backend) makeTemplate(ctx context.Context, rootfs, scratch string) (string, int, error) {
 	pause, err := os.ReadFile(b.pause)
 	if err != nil {
 		return "", 0, fmt.Errorf("%s: read the CT init: %w", Name, err)
@@ -206,19 +245,29 @@ func (b *backend) ensureTemplate(ctx context.Context, rootfs string, ct *CTSpec,
 	mu := b.templateLock(name)
 	mu.Lock()
 	defer mu.Unlock()
-	vols, err := b.api.Contents(ctx, b.api.TemplateStorage(), "vztmpl")
-	if err != nil {
+	if found, err := b.hasTemplate(ctx, volid); err != nil {
 		return "", 0, err
-	}
-	for _, v := range vols {
-		if v.VolID == volid {
-			return volid, gib, nil
-		}
+	} else if found {
+		return volid, gib, nil
 	}
 	if err := b.api.UploadTemplate(ctx, name, f, size); err != nil {
 		return "", 0, err
 	}
 	return volid, gib, nil
+}
+
+// hasTemplate says whether the template storage holds volid.
+func (b *backend) hasTemplate(ctx context.Context, volid string) (bool, error) {
+	vols, err := b.api.Contents(ctx, b.api.TemplateStorage(), "vztmpl")
+	if err != nil {
+		return false, err
+	}
+	for _, v := range vols {
+		if v.VolID == volid {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (b *backend) templateLock(name string) *sync.Mutex {

@@ -119,6 +119,34 @@ func TestProxmoxLXC(t *testing.T) {
 		env.assertNoCT(t)
 	})
 
+	// Templates are found again by the image layers a task's root stacks: images that
+	// share their base layer, or hold the same file with other content, each run on a
+	// root of their own, also when a template of another image was made just before.
+	t.Run("templates", func(t *testing.T) {
+		images := []struct{ ref, marker string }{
+			{env.Image, ""},
+			{"docker.io/library/pve-marker:one", "one"},
+			{"docker.io/library/pve-marker:two", "two"},
+		}
+		for _, im := range images[1:] {
+			ctrOK(t, env.Env, "images", "import", harness.ImageWithLayer(t, t.TempDir(), im.ref,
+				harness.LayerEntry{Name: "marker", Body: []byte(im.marker + "\n")}))
+		}
+		for round := 0; round < 2; round++ {
+			for i, im := range images {
+				out, errOut, code := env.Ctr("run", "--rm", "--runtime", rt, im.ref, fmt.Sprintf("pve-tpl%d", i), "sh", "-c", "cat /marker 2>/dev/null || echo none")
+				want := im.marker
+				if want == "" {
+					want = "none"
+				}
+				if code != 0 || out != want+"\n" {
+					t.Errorf("round %d, %s: exit %d stdout %q, want %q (stderr %s)", round, im.ref, code, out, want, errOut)
+				}
+			}
+		}
+		env.assertNoCT(t)
+	})
+
 	t.Run("lifecycle", func(t *testing.T) {
 		runDetached(t, env.Env, "pve-life", nil, "sleep", "1000")
 		ids := env.cts(t)
