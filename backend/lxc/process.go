@@ -20,6 +20,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/lxcri/lxcri/backend/lxcstart"
 	"github.com/lxcri/lxcri/runtime"
 )
 
@@ -95,7 +96,7 @@ func (p *process) Start(ctx context.Context) error {
 	if p.c.init.Exited() || p.c.init.Pid() == 0 {
 		return fmt.Errorf("container %s is not running: %w", p.c.id, errdefs.ErrFailedPrecondition)
 	}
-	cmd := exec.Command(p.c.b.s.helper, helperArgs("exec", p.c.name, p.c.lxcpath)...)
+	cmd := exec.Command(p.c.b.s.helper, lxcstart.Args("exec", p.c.name, p.c.lxcpath)...)
 	cmd.Dir = p.c.dir
 	var size *specs.Box
 	if p.spec != nil {
@@ -161,7 +162,7 @@ func (p *process) launch(ctx context.Context, cmd *exec.Cmd, spec []byte, size *
 			r.Close()
 		}
 	}()
-	// fd 3: the helper's report; fd 6 (helperSpecFD): its spec record
+	// fd 3 (lxcstart.ReportFD): the helper's report; fd 6 (lxcstart.SpecFD): its spec record
 	cmd.ExtraFiles = []*os.File{w, nil, nil, specR}
 	// Its own session: liblxc's monitor turns a SIGHUP into a SIGTERM of the init.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -197,12 +198,11 @@ func (p *process) launch(ctx context.Context, cmd *exec.Cmd, spec []byte, size *
 	case pio.Terminal():
 		// The exec'ed process allocates its pty from the container's devpts and sends
 		// the master over fd 4.
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		sock, child, err := lxcstart.ConsoleSocket()
 		if err != nil {
 			return fmt.Errorf("console socket: %w", err)
 		}
-		consoleSock = os.NewFile(uintptr(fds[0]), "console-socket")
-		child := os.NewFile(uintptr(fds[1]), "console-socket-child")
+		consoleSock = sock
 		closeAfterStart = append(closeAfterStart, child)
 		null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 		if err != nil {
@@ -226,7 +226,7 @@ func (p *process) launch(ctx context.Context, cmd *exec.Cmd, spec []byte, size *
 		return fmt.Errorf("run %s: %w", cmd.Path, err)
 	}
 	specSent = true
-	go sendSpec(specW, spec)
+	go lxcstart.SendSpec(specW, spec)
 	if !pio.Terminal() {
 		pio.CloseAfterStart()
 	}
@@ -257,7 +257,7 @@ func (p *process) launch(ctx context.Context, cmd *exec.Cmd, spec []byte, size *
 		consoleCh = make(chan consoleResult, 1)
 		go func() {
 			defer consoleSock.Close()
-			c, err := recvConsole(consoleSock)
+			c, err := lxcstart.RecvConsole(consoleSock)
 			if err == nil {
 				// Size it before the process goes on (it waits for this byte).
 				p.mu.Lock()
@@ -268,7 +268,7 @@ func (p *process) launch(ctx context.Context, cmd *exec.Cmd, spec []byte, size *
 				} else {
 					resize(c, size)
 				}
-				consoleSock.Write([]byte{0})
+				lxcstart.ReleaseConsole(consoleSock)
 			}
 			consoleCh <- consoleResult{c, err}
 		}()
@@ -337,23 +337,23 @@ func (h *helperRun) exited() bool {
 }
 
 func (h *helperRun) handle(l string) {
-	switch {
-	case strings.HasPrefix(l, "pid "):
-		if n, err := strconv.Atoi(strings.TrimSpace(l[4:])); err == nil && n > 0 && h.target == 0 {
-			h.target = n
-			h.p.openPidfd(n)
-			h.p.SetPid(n)
+	switch r := lxcstart.ParseReport(l); r.Kind {
+	case lxcstart.Pid:
+		if h.target == 0 {
+			h.target = r.Pid
+			h.p.openPidfd(r.Pid)
+			h.p.SetPid(r.Pid)
 			if h.onPid != nil {
 				h.onPid()
 			}
 		}
-	case strings.HasPrefix(l, "error "):
+	case lxcstart.Error:
 		if h.errMsg == "" {
-			h.errMsg, h.errKind = l[6:], errdefs.ErrFailedPrecondition
+			h.errMsg, h.errKind = r.Msg, errdefs.ErrFailedPrecondition
 		}
-	case strings.HasPrefix(l, "invalid "):
+	case lxcstart.Invalid:
 		if h.errMsg == "" {
-			h.errMsg, h.errKind = l[8:], errdefs.ErrInvalidArgument
+			h.errMsg, h.errKind = r.Msg, errdefs.ErrInvalidArgument
 		}
 	}
 }
@@ -522,44 +522,6 @@ type consoleResult struct {
 func resize(c console.Console, size *specs.Box) {
 	if size != nil && size.Width > 0 && size.Height > 0 {
 		c.Resize(console.WinSize{Width: uint16(size.Width), Height: uint16(size.Height)})
-	}
-}
-
-// recvConsole receives the pty master an exec'ed process sends over the console socket.
-func recvConsole(sock *os.File) (console.Console, error) {
-	buf := make([]byte, 16)
-	oob := make([]byte, unix.CmsgSpace(4))
-	for {
-		n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if n == 0 && oobn == 0 {
-			return nil, errors.New("the process closed its console socket without sending a terminal")
-		}
-		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range msgs {
-			fds, err := unix.ParseUnixRights(&m)
-			if err != nil || len(fds) == 0 {
-				continue
-			}
-			for _, extra := range fds[1:] {
-				unix.Close(extra)
-			}
-			f := os.NewFile(uintptr(fds[0]), "ptmx")
-			c, err := console.ConsoleFromFile(f)
-			if err != nil {
-				f.Close()
-				return nil, err
-			}
-			return c, nil
-		}
 	}
 }
 
