@@ -252,26 +252,18 @@ func (p *process) launch(ctx context.Context, cmd *exec.Cmd, spec []byte, size *
 		p.finish(h.status)
 	}()
 
-	var consoleCh chan consoleResult
+	var consoleCh <-chan lxcstart.Received
 	if consoleSock != nil {
-		consoleCh = make(chan consoleResult, 1)
-		go func() {
-			defer consoleSock.Close()
-			c, err := lxcstart.RecvConsole(consoleSock)
-			if err == nil {
-				// Size it before the process goes on (it waits for this byte).
-				p.mu.Lock()
-				pending := p.pendingSize
-				p.mu.Unlock()
-				if pending != nil {
-					c.Resize(*pending)
-				} else {
-					resize(c, size)
-				}
-				lxcstart.ReleaseConsole(consoleSock)
+		consoleCh = lxcstart.ReceiveConsole(consoleSock, func(c console.Console) {
+			p.mu.Lock()
+			pending := p.pendingSize
+			p.mu.Unlock()
+			if pending != nil {
+				c.Resize(*pending)
+			} else {
+				resize(c, size)
 			}
-			consoleCh <- consoleResult{c, err}
-		}()
+		})
 	}
 
 	cond := h.running
@@ -296,19 +288,14 @@ func (p *process) launch(ctx context.Context, cmd *exec.Cmd, spec []byte, size *
 }
 
 // attachConsole hands the pty master an exec'ed process sent to its IO.
-func (p *process) attachConsole(ctx context.Context, ch chan consoleResult) error {
-	var res consoleResult
-	select {
-	case res = <-ch:
-	case <-time.After(5 * time.Second):
-		res.err = errors.New("timed out")
+func (p *process) attachConsole(ctx context.Context, ch <-chan lxcstart.Received) error {
+	c, err := lxcstart.AwaitConsole(ch, 5*time.Second)
+	if err == nil {
+		err = p.IO().AttachConsole(ctx, c)
 	}
-	if res.err == nil {
-		res.err = p.IO().AttachConsole(ctx, res.c)
-	}
-	if res.err != nil {
+	if err != nil {
 		p.Kill(ctx, syscall.SIGKILL)
-		return fmt.Errorf("exec %s in container %s: receive its terminal: %w", p.ID(), p.c.id, res.err)
+		return fmt.Errorf("exec %s in container %s: receive its terminal: %w", p.ID(), p.c.id, err)
 	}
 	p.mu.Lock()
 	p.attached = true
@@ -512,11 +499,6 @@ func makeRaw(fd int) error {
 	t.Cc[unix.VMIN] = 1
 	t.Cc[unix.VTIME] = 0
 	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
-}
-
-type consoleResult struct {
-	c   console.Console
-	err error
 }
 
 func resize(c console.Console, size *specs.Box) {

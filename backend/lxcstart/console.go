@@ -3,8 +3,10 @@ package lxcstart
 import (
 	"errors"
 	"os"
+	"time"
 
 	"github.com/containerd/console"
+	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
 )
 
@@ -62,4 +64,44 @@ func RecvConsole(sock *os.File) (console.Console, error) {
 func ReleaseConsole(sock *os.File) error {
 	_, err := sock.Write([]byte{0})
 	return err
+}
+
+// Received is the terminal an exec'ed process sent, or why none came.
+type Received struct {
+	Console console.Console
+	Err     error
+}
+
+// ReceiveConsole receives the pty master the process sends over sock in the background,
+// sizes it (size) and releases the process (it waits for that before it runs its
+// program, so its program starts with the size the client asked for); sock is closed
+// after. The channel gets the one result.
+func ReceiveConsole(sock *os.File, size func(console.Console)) <-chan Received {
+	ch := make(chan Received, 1)
+	go func() {
+		defer sock.Close()
+		c, err := RecvConsole(sock)
+		if err == nil {
+			size(c)
+			if err := ReleaseConsole(sock); err != nil {
+				// The process is gone: the helper's exit says why.
+				log.L.WithError(err).Warn("release the exec'ed process after its terminal")
+			}
+		}
+		ch <- Received{c, err}
+	}()
+	return ch
+}
+
+// AwaitConsole waits for ReceiveConsole's result, at most timeout: a process that
+// reported its pid sends its terminal right after, or never.
+func AwaitConsole(ch <-chan Received, timeout time.Duration) (console.Console, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		return r.Console, r.Err
+	case <-t.C:
+		return nil, errors.New("timed out")
+	}
 }

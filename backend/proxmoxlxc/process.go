@@ -15,7 +15,6 @@ import (
 
 	"github.com/containerd/console"
 	"github.com/containerd/errdefs"
-	"github.com/containerd/log"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -218,18 +217,13 @@ func ppid(pid int) int {
 
 // attachConsole hands the pty master the process sent (a pty of the CT's devpts, as
 // lxc-attach makes) to its IO.
-func (p *process) attachConsole(ctx context.Context, ch <-chan consoleResult) error {
-	var res consoleResult
-	select {
-	case res = <-ch:
-	case <-time.After(5 * time.Second):
-		res.err = errors.New("timed out")
+func (p *process) attachConsole(ctx context.Context, ch <-chan lxcstart.Received) error {
+	c, err := lxcstart.AwaitConsole(ch, 5*time.Second)
+	if err == nil {
+		err = p.IO().AttachConsole(ctx, c)
 	}
-	if res.err == nil {
-		res.err = p.IO().AttachConsole(ctx, res.c)
-	}
-	if res.err != nil {
-		return fmt.Errorf("receive its terminal: %w", res.err)
+	if err != nil {
+		return fmt.Errorf("receive its terminal: %w", err)
 	}
 	p.mu.Lock()
 	p.attached = true
@@ -470,30 +464,13 @@ func (h *helper) report(ctx context.Context) (pid int, errMsg string, err error)
 	}
 }
 
-type consoleResult struct {
-	c   console.Console
-	err error
-}
-
 // receiveConsole receives the pty master the process sends, sizes it (size) and lets the
 // process go on (it waits for a byte). Nil without a terminal.
-func (h *helper) receiveConsole(size func(console.Console)) <-chan consoleResult {
+func (h *helper) receiveConsole(size func(console.Console)) <-chan lxcstart.Received {
 	if h.console == nil {
 		return nil
 	}
 	sock := h.console
 	h.console = nil
-	ch := make(chan consoleResult, 1)
-	go func() {
-		defer sock.Close()
-		c, err := lxcstart.RecvConsole(sock)
-		if err == nil {
-			size(c)
-			if err := lxcstart.ReleaseConsole(sock); err != nil {
-				log.L.WithError(err).Warn("proxmox-lxc: release the attached process after its terminal")
-			}
-		}
-		ch <- consoleResult{c, err}
-	}()
-	return ch
+	return lxcstart.ReceiveConsole(sock, size)
 }
