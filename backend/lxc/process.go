@@ -46,8 +46,7 @@ type process struct {
 	// process's terminal before it exists
 	master      console.Console
 	slave       *os.File
-	pendingSize *console.WinSize
-	attached    bool
+	pendingSize lxcstart.PendingSize
 }
 
 // openTerminal makes the init's pty and hands its master to the IO: the helper, the
@@ -70,21 +69,18 @@ func (p *process) openTerminal(ctx context.Context, size *specs.Box) error {
 		return err
 	}
 	p.mu.Lock()
-	p.master, p.slave, p.attached = m, slave, true
+	p.master, p.slave = m, slave
 	p.mu.Unlock()
+	p.pendingSize.Attached()
 	return nil
 }
 
 // ResizePty resizes the process's terminal; for an exec'ed process whose terminal does
 // not exist yet (before Start), the size is applied when it does.
 func (p *process) ResizePty(ctx context.Context, ws console.WinSize) error {
-	p.mu.Lock()
-	if !p.attached && p.IO() != nil && p.IO().Terminal() && !p.Exited() {
-		p.pendingSize = &ws
-		p.mu.Unlock()
+	if p.IO() != nil && p.IO().Terminal() && !p.Exited() && p.pendingSize.Keep(ws) {
 		return nil
 	}
-	p.mu.Unlock()
 	return p.Proc.ResizePty(ctx, ws)
 }
 
@@ -255,10 +251,7 @@ func (p *process) launch(ctx context.Context, cmd *exec.Cmd, spec []byte, size *
 	var consoleCh <-chan lxcstart.Received
 	if consoleSock != nil {
 		consoleCh = lxcstart.ReceiveConsole(consoleSock, func(c console.Console) {
-			p.mu.Lock()
-			pending := p.pendingSize
-			p.mu.Unlock()
-			if pending != nil {
+			if pending := p.pendingSize.Size(); pending != nil {
 				c.Resize(*pending)
 			} else {
 				resize(c, size)
@@ -297,12 +290,7 @@ func (p *process) attachConsole(ctx context.Context, ch <-chan lxcstart.Received
 		p.Kill(ctx, syscall.SIGKILL)
 		return fmt.Errorf("exec %s in container %s: receive its terminal: %w", p.ID(), p.c.id, err)
 	}
-	p.mu.Lock()
-	p.attached = true
-	pending := p.pendingSize
-	p.pendingSize = nil
-	p.mu.Unlock()
-	if pending != nil {
+	if pending := p.pendingSize.Attached(); pending != nil {
 		p.IO().Resize(*pending)
 	}
 	return nil

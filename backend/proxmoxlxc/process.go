@@ -40,8 +40,7 @@ type process struct {
 	started bool
 	pidfd   int // of the attached process; -1 once closed
 	// the terminal's size asked before the process's pty exists
-	pendingSize *console.WinSize
-	attached    bool
+	pendingSize lxcstart.PendingSize
 }
 
 func newProcess(c *container, id string, pio *runtime.IO, spec *specs.Process, init bool) *process {
@@ -94,13 +93,9 @@ func (p *process) Start(ctx context.Context) error {
 // ResizePty resizes the process's terminal; before the terminal exists (it is made in
 // the CT when the process starts) the size is kept for then.
 func (p *process) ResizePty(ctx context.Context, ws console.WinSize) error {
-	p.mu.Lock()
-	if !p.attached && p.IO() != nil && p.IO().Terminal() && !p.Exited() {
-		p.pendingSize = &ws
-		p.mu.Unlock()
+	if p.IO() != nil && p.IO().Terminal() && !p.Exited() && p.pendingSize.Keep(ws) {
 		return nil
 	}
-	p.mu.Unlock()
 	return p.Proc.ResizePty(ctx, ws)
 }
 
@@ -147,10 +142,7 @@ func (p *process) attach(ctx context.Context) (retErr error) {
 		size = p.spec.ConsoleSize
 	}
 	consoleCh := h.receiveConsole(func(c console.Console) {
-		p.mu.Lock()
-		pending := p.pendingSize
-		p.mu.Unlock()
-		switch {
+		switch pending := p.pendingSize.Size(); {
 		case pending != nil:
 			c.Resize(*pending)
 		case size != nil && size.Width > 0 && size.Height > 0:
@@ -225,12 +217,7 @@ func (p *process) attachConsole(ctx context.Context, ch <-chan lxcstart.Received
 	if err != nil {
 		return fmt.Errorf("receive its terminal: %w", err)
 	}
-	p.mu.Lock()
-	p.attached = true
-	pending := p.pendingSize
-	p.pendingSize = nil
-	p.mu.Unlock()
-	if pending != nil {
+	if pending := p.pendingSize.Attached(); pending != nil {
 		p.IO().Resize(*pending)
 	}
 	return nil
