@@ -282,16 +282,9 @@ func (p *process) launch(ctx context.Context, cmd *exec.Cmd, spec []byte, size *
 
 // attachConsole hands the pty master an exec'ed process sent to its IO.
 func (p *process) attachConsole(ctx context.Context, ch <-chan lxcstart.Received) error {
-	c, err := lxcstart.AwaitConsole(ch, 5*time.Second)
-	if err == nil {
-		err = p.IO().AttachConsole(ctx, c)
-	}
-	if err != nil {
+	if err := lxcstart.AttachConsole(ctx, p.IO(), ch, &p.pendingSize, 5*time.Second); err != nil {
 		p.Kill(ctx, syscall.SIGKILL)
 		return fmt.Errorf("exec %s in container %s: receive its terminal: %w", p.ID(), p.c.id, err)
-	}
-	if pending := p.pendingSize.Attached(); pending != nil {
-		p.IO().Resize(*pending)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package lxcstart
 
 import (
+	"context"
 	"errors"
 	"os"
 	"time"
@@ -93,15 +94,33 @@ func ReceiveConsole(sock *os.File, size func(console.Console)) <-chan Received {
 	return ch
 }
 
-// AwaitConsole waits for ReceiveConsole's result, at most timeout: a process that
-// reported its pid sends its terminal right after, or never.
-func AwaitConsole(ch <-chan Received, timeout time.Duration) (console.Console, error) {
+// ConsoleIO is where an exec'ed process's terminal goes: the process's stdio
+// (runtime.IO), which relays between the terminal and the client.
+type ConsoleIO interface {
+	AttachConsole(ctx context.Context, c console.Console) error
+	Resize(ws console.WinSize) error
+}
+
+// AttachConsole waits for ReceiveConsole's result (at most timeout: a process that
+// reported its pid sends its terminal right after, or never), hands the terminal to io
+// and resizes it to the size pending kept meanwhile (asked after ReceiveConsole sized it).
+func AttachConsole(ctx context.Context, io ConsoleIO, ch <-chan Received, pending *PendingSize, timeout time.Duration) error {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
+	var r Received
 	select {
-	case r := <-ch:
-		return r.Console, r.Err
+	case r = <-ch:
 	case <-t.C:
-		return nil, errors.New("timed out")
+		return errors.New("timed out")
 	}
+	if r.Err != nil {
+		return r.Err
+	}
+	if err := io.AttachConsole(ctx, r.Console); err != nil {
+		return err
+	}
+	if ws := pending.Attached(); ws != nil {
+		io.Resize(*ws)
+	}
+	return nil
 }

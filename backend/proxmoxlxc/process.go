@@ -210,15 +210,8 @@ func ppid(pid int) int {
 // attachConsole hands the pty master the process sent (a pty of the CT's devpts, as
 // lxc-attach makes) to its IO.
 func (p *process) attachConsole(ctx context.Context, ch <-chan lxcstart.Received) error {
-	c, err := lxcstart.AwaitConsole(ch, 5*time.Second)
-	if err == nil {
-		err = p.IO().AttachConsole(ctx, c)
-	}
-	if err != nil {
+	if err := lxcstart.AttachConsole(ctx, p.IO(), ch, &p.pendingSize, 5*time.Second); err != nil {
 		return fmt.Errorf("receive its terminal: %w", err)
-	}
-	if pending := p.pendingSize.Attached(); pending != nil {
-		p.IO().Resize(*pending)
 	}
 	return nil
 }
