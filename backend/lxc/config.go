@@ -8,12 +8,9 @@ import (
 
 	"github.com/containerd/errdefs"
 
+	"github.com/lxcri/lxcri/backend/lxcstart"
 	"github.com/lxcri/lxcri/runtime"
 )
-
-// HelperName is the start helper's file name; it is looked for beside the shim binary,
-// on PATH and in the install prefix, unless [lxc] helper names it.
-const HelperName = "lxcri-start"
 
 // DefaultLogLevel is liblxc's log level when [lxc] log_level is not set.
 const DefaultLogLevel = "ERROR"
@@ -46,7 +43,7 @@ func helperCandidates(exe, argv0, pathEnv string) []helperCandidate {
 		if dir == "" || !filepath.IsAbs(dir) {
 			return
 		}
-		p := filepath.Join(dir, HelperName)
+		p := filepath.Join(dir, lxcstart.Name)
 		if !seen[p] {
 			seen[p] = true
 			out = append(out, helperCandidate{p, why})
@@ -68,24 +65,18 @@ func helperCandidates(exe, argv0, pathEnv string) []helperCandidate {
 	return out
 }
 
-// isExecutable tells whether p is a file with an execute bit.
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
 // findHelper returns the first executable candidate, or an error naming every place
 // looked in.
 func findHelper(cands []helperCandidate) (string, error) {
 	var looked []string
 	for _, c := range cands {
-		if isExecutable(c.path) {
+		if lxcstart.Executable(c.path) {
 			return c.path, nil
 		}
 		looked = append(looked, fmt.Sprintf("%s (%s)", c.path, c.why))
 	}
 	return "", fmt.Errorf("lxc backend: start helper %s not found; looked in %s; install it beside the shim (make install) or set [lxc] helper in %s: %w",
-		HelperName, strings.Join(looked, ", "), runtime.DefaultConfigPath, errdefs.ErrFailedPrecondition)
+		lxcstart.Name, strings.Join(looked, ", "), runtime.DefaultConfigPath, errdefs.ErrFailedPrecondition)
 }
 
 // LocateHelper finds the start helper the way a shim at shimExe would when [lxc] helper is
@@ -102,7 +93,7 @@ func resolveSettings(c runtime.LXCConfig) (*settings, error) {
 		if !filepath.IsAbs(s.helper) {
 			return nil, fmt.Errorf("lxc backend: [lxc] helper %q is not an absolute path: %w", s.helper, errdefs.ErrInvalidArgument)
 		}
-		if !isExecutable(s.helper) {
+		if !lxcstart.Executable(s.helper) {
 			return nil, fmt.Errorf("lxc backend: start helper %s ([lxc] helper) is missing or not executable: %w", s.helper, errdefs.ErrFailedPrecondition)
 		}
 	} else {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/containerd/errdefs"
 
+	"github.com/lxcri/lxcri/backend/lxcstart"
 	"github.com/lxcri/lxcri/runtime"
 )
 
@@ -23,7 +24,7 @@ func TestFindHelper(t *testing.T) {
 		return d
 	}
 	install := func(d string, mode os.FileMode) string {
-		p := filepath.Join(d, HelperName)
+		p := filepath.Join(d, lxcstart.Name)
 		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), mode); err != nil {
 			t.Fatal(err)
 		}
@@ -53,8 +54,8 @@ func TestFindHelper(t *testing.T) {
 	for _, tc := range []struct {
 		name, exe, argv0, path, want string
 	}{
-		{"beside the shim", shim, shim, "", filepath.Join(real, HelperName)},
-		{"beside the real path of a symlinked shim", linked, linked, "", filepath.Join(real, HelperName)},
+		{"beside the shim", shim, shim, "", filepath.Join(real, lxcstart.Name)},
+		{"beside the real path of a symlinked shim", linked, linked, "", filepath.Join(real, lxcstart.Name)},
 		{"copied shim: PATH", copiedShim, copiedShim, noexec + ":" + onPath, pathHelper},
 		{"copied shim, nothing on PATH: install prefix", copiedShim, "containerd-shim-lxcri-v2", "/nonexistent", prefixHelper},
 	} {
@@ -74,7 +75,7 @@ func TestFindHelper(t *testing.T) {
 	}
 	msg := err.Error()
 	last := -1
-	for _, w := range []string{filepath.Join(copied, HelperName), filepath.Join(noexec, HelperName), filepath.Join(InstallBinDir, HelperName), "[lxc] helper"} {
+	for _, w := range []string{filepath.Join(copied, lxcstart.Name), filepath.Join(noexec, lxcstart.Name), filepath.Join(InstallBinDir, lxcstart.Name), "[lxc] helper"} {
 		i := strings.Index(msg, w)
 		if i < 0 || i < last {
 			t.Errorf("error %q does not name %s (in order)", msg, w)
@@ -85,7 +86,7 @@ func TestFindHelper(t *testing.T) {
 
 func TestResolveSettingsConfiguredHelper(t *testing.T) {
 	dir := t.TempDir()
-	h := filepath.Join(dir, HelperName)
+	h := filepath.Join(dir, lxcstart.Name)
 	if err := os.WriteFile(h, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/lxcri/lxcri/backend/lxcstart"
 	"github.com/lxcri/lxcri/runtime"
 	"github.com/lxcri/lxcri/runtime/cgroups"
 )
@@ -76,7 +77,7 @@ func (c *container) launchInit(ctx context.Context) error {
 		c.cancel()
 		return err
 	}
-	args := helperArgs("start", c.name, c.lxcpath)
+	args := lxcstart.Args("start", c.name, c.lxcpath)
 	cmd := exec.Command(c.b.s.helper, args...)
 	cmd.Dir = c.dir
 	if err := c.init.launch(ctx, cmd, spec, in.ConsoleSize, true); err != nil {

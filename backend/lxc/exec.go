@@ -6,10 +6,12 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lxcri/lxcri/backend/lxcstart"
 )
 
 // execSpec turns an exec'ed process's spec into the helper's spec record (see
-// helperspec.go). What the helper cannot honour is an error naming the field.
+// backend/lxcstart). What the helper cannot honour is an error naming the field.
 func execSpec(p *specs.Process) ([]byte, error) {
 	if err := checkProcessCommon(p); err != nil {
 		return nil, err
@@ -20,26 +22,26 @@ func execSpec(p *specs.Process) ([]byte, error) {
 	if p.SelinuxLabel != "" {
 		return nil, fieldErr("process.selinuxLabel", "exec'ed processes run under the container's SELinux context; a label of their own is not supported")
 	}
-	s := newHelperSpec()
-	s.add("process.cwd", "cwd", p.Cwd)
-	s.add("process.user.uid", "uid", strconv.FormatUint(uint64(p.User.UID), 10))
-	s.add("process.user.gid", "gid", strconv.FormatUint(uint64(p.User.GID), 10))
+	s := lxcstart.NewSpec()
+	s.Add("process.cwd", "cwd", p.Cwd)
+	s.Add("process.user.uid", "uid", strconv.FormatUint(uint64(p.User.UID), 10))
+	s.Add("process.user.gid", "gid", strconv.FormatUint(uint64(p.User.GID), 10))
 	for i, g := range p.User.AdditionalGids {
-		s.add(fmt.Sprintf("process.user.additionalGids[%d]", i), "group", strconv.FormatUint(uint64(g), 10))
+		s.Add(fmt.Sprintf("process.user.additionalGids[%d]", i), "group", strconv.FormatUint(uint64(g), 10))
 	}
 	umask := uint32(0o022)
 	if p.User.Umask != nil {
 		umask = *p.User.Umask
 	}
-	s.add("process.user.umask", "umask", strconv.FormatUint(uint64(umask), 8))
+	s.Add("process.user.umask", "umask", strconv.FormatUint(uint64(umask), 8))
 	for i, e := range p.Env {
-		s.add(fmt.Sprintf("process.env[%d]", i), "env", e)
+		s.Add(fmt.Sprintf("process.env[%d]", i), "env", e)
 	}
 	if p.Terminal {
-		s.add("process.terminal", "tty", "1")
+		s.Add("process.terminal", "tty", "1")
 	}
 	if p.NoNewPrivileges {
-		s.add("process.noNewPrivileges", "no-new-privs", "1")
+		s.Add("process.noNewPrivileges", "no-new-privs", "1")
 	}
 	if p.Capabilities != nil {
 		caps, err := parseCaps("process.capabilities", p.Capabilities)
@@ -61,7 +63,7 @@ func execSpec(p *specs.Process) ([]byte, error) {
 			name string
 			m    uint64
 		}{{"bounding", caps.Bounding}, {"effective", caps.Effective}, {"permitted", caps.Permitted}, {"inheritable", caps.Inheritable}, {"ambient", caps.Ambient}} {
-			s.add("process.capabilities."+c.name, "cap-"+c.name, strconv.FormatUint(c.m, 16))
+			s.Add("process.capabilities."+c.name, "cap-"+c.name, strconv.FormatUint(c.m, 16))
 		}
 	}
 	for i, r := range p.Rlimits {
@@ -70,13 +72,13 @@ func execSpec(p *specs.Process) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.add(f, "rlimit", fmt.Sprintf("%d:%s:%s", res, rlimitValue(r.Soft), rlimitValue(r.Hard)))
+		s.Add(f, "rlimit", fmt.Sprintf("%d:%s:%s", res, rlimitValue(r.Soft), rlimitValue(r.Hard)))
 	}
 	if p.OOMScoreAdj != nil {
-		s.add("process.oomScoreAdj", "oom-score-adj", strconv.Itoa(*p.OOMScoreAdj))
+		s.Add("process.oomScoreAdj", "oom-score-adj", strconv.Itoa(*p.OOMScoreAdj))
 	}
 	for i, a := range p.Args {
-		s.add(fmt.Sprintf("process.args[%d]", i), "arg", a)
+		s.Add(fmt.Sprintf("process.args[%d]", i), "arg", a)
 	}
-	return s.encode()
+	return s.Encode()
 }

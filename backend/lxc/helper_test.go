@@ -25,6 +25,7 @@ import (
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/lxcri/lxcri/backend/lxcstart"
 	"github.com/lxcri/lxcri/runtime"
 )
 
@@ -323,14 +324,14 @@ func TestLXCRefusedConfiguration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(helper, helperArgs("start", "c", lxcpath)...)
+	cmd := exec.Command(helper, lxcstart.Args("start", "c", lxcpath)...)
 	cmd.ExtraFiles = []*os.File{reportW, nil, nil, specR}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	reportW.Close()
 	specR.Close()
-	sendSpec(specW, spec)
+	lxcstart.SendSpec(specW, spec)
 	report, _ := io.ReadAll(reportR)
 	err = cmd.Wait()
 	line := strings.TrimSpace(string(report))

@@ -13,6 +13,8 @@ import (
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lxcri/lxcri/backend/lxcstart"
 )
 
 // fields splits a record into its NUL-terminated strings.
@@ -40,11 +42,11 @@ func TestHelperSpecEncode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{helperSpecMagic,
+	want := []string{lxcstart.SpecMagic,
 		"cwd", "/tmp", "uid", "1", "gid", "2", "group", "3", "group", "4", "umask", "27",
 		"env", "PATH=/bin", "env", "X=a b\nc=d", "tty", "1", "no-new-privs", "1",
 		"rlimit", "4:9223372036854775808:18446744073709551614", "rlimit", "1:5:unlimited",
-		"oom-score-adj", "-5", "arg", "/bin/sh", "arg", "-c", "arg", "echo $X", helperSpecEnd}
+		"oom-score-adj", "-5", "arg", "/bin/sh", "arg", "-c", "arg", "echo $X", lxcstart.SpecEnd}
 	if got := fields(t, rec); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("exec record\n got %q\nwant %q", got, want)
 	}
@@ -53,7 +55,7 @@ func TestHelperSpecEncode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = []string{helperSpecMagic, "umask", "22", "cap-inheritable", "20", "env", "A=1", "arg", "/bin/true", helperSpecEnd}
+	want = []string{lxcstart.SpecMagic, "umask", "22", "cap-inheritable", "20", "env", "A=1", "arg", "/bin/true", lxcstart.SpecEnd}
 	if got := fields(t, rec); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("init record\n got %q\nwant %q", got, want)
 	}
@@ -85,7 +87,7 @@ func TestHelperSpecDecode(t *testing.T) {
 	helper, _, _ := lxcEnv(t)
 	rec := func(kv ...string) []byte {
 		var b bytes.Buffer
-		for _, s := range append(append([]string{helperSpecMagic}, kv...), helperSpecEnd) {
+		for _, s := range append(append([]string{lxcstart.SpecMagic}, kv...), lxcstart.SpecEnd) {
 			b.WriteString(s)
 			b.WriteByte(0)
 		}
@@ -102,8 +104,8 @@ func TestHelperSpecDecode(t *testing.T) {
 		{"empty", "exec", nil, "empty record"},
 		{"no terminator", "exec", ok()[:len(ok())-1], "no terminator"},
 		{"no magic", "exec", []byte("lxcri-start-spec-v0\x00end\x00"), "not a record"},
-		{"no end", "exec", []byte(helperSpecMagic + "\x00arg\x00/bin/true\x00"), "no end marker"},
-		{"key without value", "exec", []byte(helperSpecMagic + "\x00arg\x00"), "arg has no value"},
+		{"no end", "exec", []byte(lxcstart.SpecMagic + "\x00arg\x00/bin/true\x00"), "no end marker"},
+		{"key without value", "exec", []byte(lxcstart.SpecMagic + "\x00arg\x00"), "arg has no value"},
 		{"after end", "exec", append(ok(), "x\x00"...), "after the end marker"},
 		{"unknown key", "exec", ok("bogus", "1"), "unknown key bogus"},
 		{"unknown start key", "start", rec("cwd", "/"), "unknown key cwd"},
@@ -158,7 +160,7 @@ func runHelperSpec(t *testing.T, helper, mode string, data []byte, env []string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(helper, helperArgs(mode, "no-such-container", t.TempDir())...)
+	cmd := exec.Command(helper, lxcstart.Args(mode, "no-such-container", t.TempDir())...)
 	cmd.ExtraFiles = []*os.File{nil, nil, nil, r} // no report fd: errors go to stderr
 	cmd.Env = env
 	var stderr bytes.Buffer
@@ -167,7 +169,7 @@ func runHelperSpec(t *testing.T, helper, mode string, data []byte, env []string)
 		t.Fatal(err)
 	}
 	r.Close()
-	sendSpec(w, data)
+	lxcstart.SendSpec(w, data)
 	cmd.Wait()
 	return cmd.ProcessState.ExitCode(), stderr.String()
 }

@@ -25,6 +25,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/lxcri/lxcri/backend/lxcstart"
 	"github.com/lxcri/lxcri/runtime"
 )
 
@@ -62,7 +63,7 @@ func lxcEnv(t *testing.T) (helper, rootfs string, exits *runtime.ExitWatcher) {
 			return
 		}
 		envDir = dir
-		envHelper = filepath.Join(dir, HelperName)
+		envHelper = filepath.Join(dir, lxcstart.Name)
 		out, err := exec.Command("gcc", "-O2", "-Wall", "-Wextra", "-o", envHelper, "helper/lxcri-start.c", "-llxc").CombinedOutput()
 		if err != nil {
 			envErr = fmt.Errorf("build helper: %v\n%s", err, out)

@@ -20,6 +20,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/lxcri/lxcri/backend/lxcstart"
 	"github.com/lxcri/lxcri/runtime"
 )
 
@@ -45,8 +46,7 @@ type process struct {
 	// process's terminal before it exists
 	master      console.Console
 	slave       *os.File
-	pendingSize *console.WinSize
-	attached    bool
+	pendingSize lxcstart.PendingSize
 }
 
 // openTerminal makes the init's pty and hands its master to the IO: the helper, the
@@ -69,21 +69,18 @@ func (p *process) openTerminal(ctx context.Context, size *specs.Box) error {
 		return err
 	}
 	p.mu.Lock()
-	p.master, p.slave, p.attached = m, slave, true
+	p.master, p.slave = m, slave
 	p.mu.Unlock()
+	p.pendingSize.Attached()
 	return nil
 }
 
 // ResizePty resizes the process's terminal; for an exec'ed process whose terminal does
 // not exist yet (before Start), the size is applied when it does.
 func (p *process) ResizePty(ctx context.Context, ws console.WinSize) error {
-	p.mu.Lock()
-	if !p.attached && p.IO() != nil && p.IO().Terminal() && !p.Exited() {
-		p.pendingSize = &ws
-		p.mu.Unlock()
+	if p.IO() != nil && p.IO().Terminal() && !p.Exited() && p.pendingSize.Keep(ws) {
 		return nil
 	}
-	p.mu.Unlock()
 	return p.Proc.ResizePty(ctx, ws)
 }
 
@@ -95,7 +92,7 @@ func (p *process) Start(ctx context.Context) error {
 	if p.c.init.Exited() || p.c.init.Pid() == 0 {
 		return fmt.Errorf("container %s is not running: %w", p.c.id, errdefs.ErrFailedPrecondition)
 	}
-	cmd := exec.Command(p.c.b.s.helper, helperArgs("exec", p.c.name, p.c.lxcpath)...)
+	cmd := exec.Command(p.c.b.s.helper, lxcstart.Args("exec", p.c.name, p.c.lxcpath)...)
 	cmd.Dir = p.c.dir
 	var size *specs.Box
 	if p.spec != nil {
@@ -161,7 +158,7 @@ func (p *process) launch(ctx context.Context, cmd *exec.Cmd, spec []byte, size *
 			r.Close()
 		}
 	}()
-	// fd 3: the helper's report; fd 6 (helperSpecFD): its spec record
+	// fd 3 (lxcstart.ReportFD): the helper's report; fd 6 (lxcstart.SpecFD): its spec record
 	cmd.ExtraFiles = []*os.File{w, nil, nil, specR}
 	// Its own session: liblxc's monitor turns a SIGHUP into a SIGTERM of the init.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -197,12 +194,11 @@ func (p *process) launch(ctx context.Context, cmd *exec.Cmd, spec []byte, size *
 	case pio.Terminal():
 		// The exec'ed process allocates its pty from the container's devpts and sends
 		// the master over fd 4.
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		sock, child, err := lxcstart.ConsoleSocket()
 		if err != nil {
 			return fmt.Errorf("console socket: %w", err)
 		}
-		consoleSock = os.NewFile(uintptr(fds[0]), "console-socket")
-		child := os.NewFile(uintptr(fds[1]), "console-socket-child")
+		consoleSock = sock
 		closeAfterStart = append(closeAfterStart, child)
 		null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 		if err != nil {
@@ -226,7 +222,7 @@ func (p *process) launch(ctx context.Context, cmd *exec.Cmd, spec []byte, size *
 		return fmt.Errorf("run %s: %w", cmd.Path, err)
 	}
 	specSent = true
-	go sendSpec(specW, spec)
+	go lxcstart.SendSpec(specW, spec)
 	if !pio.Terminal() {
 		pio.CloseAfterStart()
 	}
@@ -252,26 +248,15 @@ func (p *process) launch(ctx context.Context, cmd *exec.Cmd, spec []byte, size *
 		p.finish(h.status)
 	}()
 
-	var consoleCh chan consoleResult
+	var consoleCh <-chan lxcstart.Received
 	if consoleSock != nil {
-		consoleCh = make(chan consoleResult, 1)
-		go func() {
-			defer consoleSock.Close()
-			c, err := recvConsole(consoleSock)
-			if err == nil {
-				// Size it before the process goes on (it waits for this byte).
-				p.mu.Lock()
-				pending := p.pendingSize
-				p.mu.Unlock()
-				if pending != nil {
-					c.Resize(*pending)
-				} else {
-					resize(c, size)
-				}
-				consoleSock.Write([]byte{0})
+		consoleCh = lxcstart.ReceiveConsole(consoleSock, func(c console.Console) {
+			if pending := p.pendingSize.Size(); pending != nil {
+				c.Resize(*pending)
+			} else {
+				resize(c, size)
 			}
-			consoleCh <- consoleResult{c, err}
-		}()
+		})
 	}
 
 	cond := h.running
@@ -296,27 +281,10 @@ func (p *process) launch(ctx context.Context, cmd *exec.Cmd, spec []byte, size *
 }
 
 // attachConsole hands the pty master an exec'ed process sent to its IO.
-func (p *process) attachConsole(ctx context.Context, ch chan consoleResult) error {
-	var res consoleResult
-	select {
-	case res = <-ch:
-	case <-time.After(5 * time.Second):
-		res.err = errors.New("timed out")
-	}
-	if res.err == nil {
-		res.err = p.IO().AttachConsole(ctx, res.c)
-	}
-	if res.err != nil {
+func (p *process) attachConsole(ctx context.Context, ch <-chan lxcstart.Received) error {
+	if err := lxcstart.AttachConsole(ctx, p.IO(), ch, &p.pendingSize, 5*time.Second); err != nil {
 		p.Kill(ctx, syscall.SIGKILL)
-		return fmt.Errorf("exec %s in container %s: receive its terminal: %w", p.ID(), p.c.id, res.err)
-	}
-	p.mu.Lock()
-	p.attached = true
-	pending := p.pendingSize
-	p.pendingSize = nil
-	p.mu.Unlock()
-	if pending != nil {
-		p.IO().Resize(*pending)
+		return fmt.Errorf("exec %s in container %s: receive its terminal: %w", p.ID(), p.c.id, err)
 	}
 	return nil
 }
@@ -337,23 +305,23 @@ func (h *helperRun) exited() bool {
 }
 
 func (h *helperRun) handle(l string) {
-	switch {
-	case strings.HasPrefix(l, "pid "):
-		if n, err := strconv.Atoi(strings.TrimSpace(l[4:])); err == nil && n > 0 && h.target == 0 {
-			h.target = n
-			h.p.openPidfd(n)
-			h.p.SetPid(n)
+	switch r := lxcstart.ParseReport(l); r.Kind {
+	case lxcstart.Pid:
+		if h.target == 0 {
+			h.target = r.Pid
+			h.p.openPidfd(r.Pid)
+			h.p.SetPid(r.Pid)
 			if h.onPid != nil {
 				h.onPid()
 			}
 		}
-	case strings.HasPrefix(l, "error "):
+	case lxcstart.Error:
 		if h.errMsg == "" {
-			h.errMsg, h.errKind = l[6:], errdefs.ErrFailedPrecondition
+			h.errMsg, h.errKind = r.Msg, errdefs.ErrFailedPrecondition
 		}
-	case strings.HasPrefix(l, "invalid "):
+	case lxcstart.Invalid:
 		if h.errMsg == "" {
-			h.errMsg, h.errKind = l[8:], errdefs.ErrInvalidArgument
+			h.errMsg, h.errKind = r.Msg, errdefs.ErrInvalidArgument
 		}
 	}
 }
@@ -514,52 +482,9 @@ func makeRaw(fd int) error {
 	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
 }
 
-type consoleResult struct {
-	c   console.Console
-	err error
-}
-
 func resize(c console.Console, size *specs.Box) {
 	if size != nil && size.Width > 0 && size.Height > 0 {
 		c.Resize(console.WinSize{Width: uint16(size.Width), Height: uint16(size.Height)})
-	}
-}
-
-// recvConsole receives the pty master an exec'ed process sends over the console socket.
-func recvConsole(sock *os.File) (console.Console, error) {
-	buf := make([]byte, 16)
-	oob := make([]byte, unix.CmsgSpace(4))
-	for {
-		n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if n == 0 && oobn == 0 {
-			return nil, errors.New("the process closed its console socket without sending a terminal")
-		}
-		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range msgs {
-			fds, err := unix.ParseUnixRights(&m)
-			if err != nil || len(fds) == 0 {
-				continue
-			}
-			for _, extra := range fds[1:] {
-				unix.Close(extra)
-			}
-			f := os.NewFile(uintptr(fds[0]), "ptmx")
-			c, err := console.ConsoleFromFile(f)
-			if err != nil {
-				f.Close()
-				return nil, err
-			}
-			return c, nil
-		}
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 
+	"github.com/lxcri/lxcri/backend/lxcstart"
 	"github.com/lxcri/lxcri/proxmox"
 	"github.com/lxcri/lxcri/runtime"
 )
@@ -53,7 +54,10 @@ type backend struct {
 	cache templateCache
 }
 
-// New makes the backend from the [proxmox] section of cfg.
+// New makes the backend from the [proxmox] section of cfg. The task's processes run in
+// their CT through lxcri-start's exec mode (liblxc's attach in a single-threaded process
+// of its own, the lxc backend's helper), found beside the shim unless [lxc] helper names
+// it.
 func New(ctx context.Context, cfg *runtime.Config) (runtime.Backend, error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -61,7 +65,7 @@ func New(ctx context.Context, cfg *runtime.Config) (runtime.Backend, error) {
 	}
 	helper := cfg.LXC.Helper
 	if helper == "" {
-		helper = filepath.Join(filepath.Dir(exe), HelperBinary)
+		helper = filepath.Join(filepath.Dir(exe), lxcstart.Name)
 	}
 	b, err := newBackend(ctx, &cfg.Proxmox, filepath.Join(filepath.Dir(exe), PauseBinary), helper)
 	if err != nil {
@@ -82,7 +86,7 @@ func newBackend(ctx context.Context, cfg *runtime.ProxmoxConfig, pause, helper s
 	if !filepath.IsAbs(helper) {
 		return nil, fmt.Errorf("%s: [lxc] helper %q is not an absolute path: %w", Name, helper, errdefs.ErrInvalidArgument)
 	}
-	if fi, err := os.Stat(helper); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+	if !lxcstart.Executable(helper) {
 		return nil, fmt.Errorf("%s: %s, which runs the task's processes in its CT, is missing or not executable (install it beside the shim): %w", Name, helper, errdefs.ErrFailedPrecondition)
 	}
 	return &backend{api: api, pause: pause, helper: helper, lxcPath: api.LXCPath(), templates: map[string]*sync.Mutex{}}, nil

@@ -15,10 +15,10 @@ import (
 
 	"github.com/containerd/console"
 	"github.com/containerd/errdefs"
-	"github.com/containerd/log"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/lxcri/lxcri/backend/lxcstart"
 	"github.com/lxcri/lxcri/runtime"
 )
 
@@ -40,8 +40,7 @@ type process struct {
 	started bool
 	pidfd   int // of the attached process; -1 once closed
 	// the terminal's size asked before the process's pty exists
-	pendingSize *console.WinSize
-	attached    bool
+	pendingSize lxcstart.PendingSize
 }
 
 func newProcess(c *container, id string, pio *runtime.IO, spec *specs.Process, init bool) *process {
@@ -94,13 +93,9 @@ func (p *process) Start(ctx context.Context) error {
 // ResizePty resizes the process's terminal; before the terminal exists (it is made in
 // the CT when the process starts) the size is kept for then.
 func (p *process) ResizePty(ctx context.Context, ws console.WinSize) error {
-	p.mu.Lock()
-	if !p.attached && p.IO() != nil && p.IO().Terminal() && !p.Exited() {
-		p.pendingSize = &ws
-		p.mu.Unlock()
+	if p.IO() != nil && p.IO().Terminal() && !p.Exited() && p.pendingSize.Keep(ws) {
 		return nil
 	}
-	p.mu.Unlock()
 	return p.Proc.ResizePty(ctx, ws)
 }
 
@@ -147,10 +142,7 @@ func (p *process) attach(ctx context.Context) (retErr error) {
 		size = p.spec.ConsoleSize
 	}
 	consoleCh := h.receiveConsole(func(c console.Console) {
-		p.mu.Lock()
-		pending := p.pendingSize
-		p.mu.Unlock()
-		switch {
+		switch pending := p.pendingSize.Size(); {
 		case pending != nil:
 			c.Resize(*pending)
 		case size != nil && size.Width > 0 && size.Height > 0:
@@ -173,7 +165,7 @@ func (p *process) attach(ctx context.Context) (retErr error) {
 		h.kill()
 		return fmt.Errorf("%s: %s: %w", what, errMsg, errdefs.ErrFailedPrecondition)
 	case pid == 0:
-		return fmt.Errorf("%s: %s exited with status %d before the process ran: %w", what, HelperBinary, h.status(), errdefs.ErrUnknown)
+		return fmt.Errorf("%s: %s exited with status %d before the process ran: %w", what, lxcstart.Name, h.status(), errdefs.ErrUnknown)
 	}
 	return nil
 }
@@ -217,26 +209,9 @@ func ppid(pid int) int {
 
 // attachConsole hands the pty master the process sent (a pty of the CT's devpts, as
 // lxc-attach makes) to its IO.
-func (p *process) attachConsole(ctx context.Context, ch <-chan consoleResult) error {
-	var res consoleResult
-	select {
-	case res = <-ch:
-	case <-time.After(5 * time.Second):
-		res.err = errors.New("timed out")
-	}
-	if res.err == nil {
-		res.err = p.IO().AttachConsole(ctx, res.c)
-	}
-	if res.err != nil {
-		return fmt.Errorf("receive its terminal: %w", res.err)
-	}
-	p.mu.Lock()
-	p.attached = true
-	pending := p.pendingSize
-	p.pendingSize = nil
-	p.mu.Unlock()
-	if pending != nil {
-		p.IO().Resize(*pending)
+func (p *process) attachConsole(ctx context.Context, ch <-chan lxcstart.Received) error {
+	if err := lxcstart.AttachConsole(ctx, p.IO(), ch, &p.pendingSize, 5*time.Second); err != nil {
+		return fmt.Errorf("receive its terminal: %w", err)
 	}
 	return nil
 }
@@ -271,30 +246,30 @@ func (p *process) Kill(ctx context.Context, sig syscall.Signal) error {
 // the spec reaches the helper through a pipe, never its argv (/proc/PID/cmdline is
 // world-readable).
 func execRecord(p *specs.Process, tty bool) ([]byte, error) {
-	r := newSpecRecord()
+	r := lxcstart.NewSpec()
 	cwd := p.Cwd
 	if cwd == "" {
 		cwd = "/"
 	}
-	r.add("process.cwd", "cwd", cwd)
-	r.add("process.user.uid", "uid", strconv.FormatUint(uint64(p.User.UID), 10))
-	r.add("process.user.gid", "gid", strconv.FormatUint(uint64(p.User.GID), 10))
+	r.Add("process.cwd", "cwd", cwd)
+	r.Add("process.user.uid", "uid", strconv.FormatUint(uint64(p.User.UID), 10))
+	r.Add("process.user.gid", "gid", strconv.FormatUint(uint64(p.User.GID), 10))
 	for i, g := range p.User.AdditionalGids {
-		r.add(fmt.Sprintf("process.user.additionalGids[%d]", i), "group", strconv.FormatUint(uint64(g), 10))
+		r.Add(fmt.Sprintf("process.user.additionalGids[%d]", i), "group", strconv.FormatUint(uint64(g), 10))
 	}
 	if p.User.Umask != nil {
-		r.add("process.user.umask", "umask", strconv.FormatUint(uint64(*p.User.Umask), 8))
+		r.Add("process.user.umask", "umask", strconv.FormatUint(uint64(*p.User.Umask), 8))
 	}
 	for i, e := range p.Env {
-		r.add(fmt.Sprintf("process.env[%d]", i), "env", e)
+		r.Add(fmt.Sprintf("process.env[%d]", i), "env", e)
 	}
 	if tty {
-		r.add("process.terminal", "tty", "1")
+		r.Add("process.terminal", "tty", "1")
 	}
 	for i, a := range p.Args {
-		r.add(fmt.Sprintf("process.args[%d]", i), "arg", a)
+		r.Add(fmt.Sprintf("process.args[%d]", i), "arg", a)
 	}
-	return r.encode()
+	return r.Encode()
 }
 
 // helper is one run of `lxcri-start exec`.
@@ -334,7 +309,7 @@ func startHelper(path, name, lxcPath string, pio *runtime.IO, exits *runtime.Exi
 			h.close()
 		}
 	}()
-	cmd := exec.Command(path, "exec", name, lxcPath, "--spec-fd", strconv.Itoa(specFD))
+	cmd := exec.Command(path, lxcstart.Args("exec", name, lxcPath)...)
 	cmd.Dir = "/"
 	// fd 3: the report; fd 4: the console socket; fd 6: the spec record
 	cmd.ExtraFiles = []*os.File{reportW, nil, nil, specR}
@@ -344,12 +319,11 @@ func startHelper(path, name, lxcPath string, pio *runtime.IO, exits *runtime.Exi
 	if terminal {
 		// The attached process allocates its pty from the CT's devpts and sends the master
 		// over fd 4.
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		parent, child, err := lxcstart.ConsoleSocket()
 		if err != nil {
 			return nil, fmt.Errorf("console socket: %w", err)
 		}
-		h.console = os.NewFile(uintptr(fds[0]), "console-socket")
-		child := os.NewFile(uintptr(fds[1]), "console-socket-child")
+		h.console = parent
 		closeAfter = append(closeAfter, child)
 		cmd.ExtraFiles[1] = child
 	}
@@ -383,10 +357,7 @@ func startHelper(path, name, lxcPath string, pio *runtime.IO, exits *runtime.Exi
 func (h *helper) send(record []byte) {
 	w := h.specW
 	h.specW = nil
-	go func() {
-		w.Write(record)
-		w.Close()
-	}()
+	go lxcstart.SendSpec(w, record)
 }
 
 func (h *helper) kill() {
@@ -455,15 +426,16 @@ func (h *helper) report(ctx context.Context) (pid int, errMsg string, err error)
 	for {
 		select {
 		case l := <-lines:
-			switch {
-			case l.eof:
+			if l.eof {
 				return pid, errMsg, nil
-			case strings.HasPrefix(l.s, "pid "):
-				if n, err := strconv.Atoi(strings.TrimSpace(l.s[4:])); err == nil && n > 0 && pid == 0 {
-					pid = n
-				}
-			case strings.HasPrefix(l.s, "error ") && errMsg == "":
-				errMsg = l.s[6:]
+			}
+			// An exec'ed process has no configuration for liblxc to refuse: an
+			// "invalid" line is not the exec mode's.
+			switch r := lxcstart.ParseReport(l.s); {
+			case r.Kind == lxcstart.Pid && pid == 0:
+				pid = r.Pid
+			case r.Kind == lxcstart.Error && errMsg == "":
+				errMsg = r.Msg
 			}
 		case <-ctx.Done():
 			// The reader ends when the helper, killed, closes its end.
@@ -472,68 +444,13 @@ func (h *helper) report(ctx context.Context) (pid int, errMsg string, err error)
 	}
 }
 
-type consoleResult struct {
-	c   console.Console
-	err error
-}
-
 // receiveConsole receives the pty master the process sends, sizes it (size) and lets the
 // process go on (it waits for a byte). Nil without a terminal.
-func (h *helper) receiveConsole(size func(console.Console)) <-chan consoleResult {
+func (h *helper) receiveConsole(size func(console.Console)) <-chan lxcstart.Received {
 	if h.console == nil {
 		return nil
 	}
 	sock := h.console
 	h.console = nil
-	ch := make(chan consoleResult, 1)
-	go func() {
-		defer sock.Close()
-		c, err := recvConsole(sock)
-		if err == nil {
-			size(c)
-			if _, err := sock.Write([]byte{0}); err != nil {
-				log.L.WithError(err).Warn("proxmox-lxc: release the attached process after its terminal")
-			}
-		}
-		ch <- consoleResult{c, err}
-	}()
-	return ch
-}
-
-// recvConsole receives a pty master over a unix socket (SCM_RIGHTS).
-func recvConsole(sock *os.File) (console.Console, error) {
-	buf := make([]byte, 16)
-	oob := make([]byte, unix.CmsgSpace(4))
-	for {
-		n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if n == 0 && oobn == 0 {
-			return nil, errors.New("the process closed its console socket without sending a terminal")
-		}
-		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range msgs {
-			fds, err := unix.ParseUnixRights(&m)
-			if err != nil || len(fds) == 0 {
-				continue
-			}
-			for _, extra := range fds[1:] {
-				unix.Close(extra)
-			}
-			f := os.NewFile(uintptr(fds[0]), "ptmx")
-			c, err := console.ConsoleFromFile(f)
-			if err != nil {
-				f.Close()
-				return nil, err
-			}
-			return c, nil
-		}
-	}
+	return lxcstart.ReceiveConsole(sock, size)
 }

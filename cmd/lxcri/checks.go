@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lxcri/lxcri/backend/lxc"
+	"github.com/lxcri/lxcri/backend/lxcstart"
 	"github.com/lxcri/lxcri/runtime"
 	"github.com/lxcri/lxcri/runtime/zfsroot"
 )
@@ -189,12 +190,12 @@ func helperPath(env *checkEnv) string {
 	if p, err := lxc.LocateHelper(shim); err == nil {
 		return p
 	}
-	return filepath.Join(filepath.Dir(shim), lxc.HelperName)
+	return filepath.Join(filepath.Dir(shim), lxcstart.Name)
 }
 
 func checkHelper(ctx context.Context, env *checkEnv) []Result {
 	p := helperPath(env)
-	fix := "make install (puts " + lxc.HelperName + " beside the shim), or set [lxc] helper"
+	fix := "make install (puts " + lxcstart.Name + " beside the shim), or set [lxc] helper"
 	fi, err := os.Stat(p)
 	if err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
 		return []Result{res("lxc", "start helper", Fail, p+" is missing or not executable", fix)}

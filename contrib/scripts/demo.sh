@@ -114,6 +114,18 @@ wait_status() {
   die "task $1 is $(task_status "$1"), not $2, after 10s"
 }
 
+# stop_pid NAME PID TRIES PAUSE LIMIT: SIGTERM to PID, and SIGKILL when it is still there after
+# TRIES checks PAUSE seconds apart (LIMIT says how long that is); fails when it was killed.
+stop_pid() {
+  local i
+  kill -TERM "$2" 2>/dev/null
+  for i in $(seq 1 "$3"); do kill -0 "$2" 2>/dev/null || return 0; sleep "$4"; done
+  kill -0 "$2" 2>/dev/null || return 0
+  echo "$1 did not stop in $5: SIGKILL"
+  kill -KILL "$2" 2>/dev/null
+  return 1
+}
+
 cleanup() {
   local rc=$?
   leaked() { [ "$rc" -ne 0 ] || rc=1; }
@@ -136,24 +148,13 @@ cleanup() {
       ctr container rm "$c" >/dev/null 2>&1
     done
     echo "+ stopping containerd (pid $CTD_PID)"
-    kill -TERM "$CTD_PID" 2>/dev/null
-    for i in $(seq 1 100); do kill -0 "$CTD_PID" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$CTD_PID" 2>/dev/null; then
-      echo "containerd did not stop in 10s: SIGKILL"
-      kill -KILL "$CTD_PID" 2>/dev/null
-    fi
+    stop_pid containerd "$CTD_PID" 100 0.1 10s
     wait "$CTD_PID" 2>/dev/null
   fi
   if [ -n "$PVESIM_PID" ]; then
     # the emulator stops and removes its CTs when it stops
     echo "+ stopping pvesim (pid $PVESIM_PID), which removes its CTs"
-    kill -TERM "$PVESIM_PID" 2>/dev/null
-    for i in $(seq 1 600); do kill -0 "$PVESIM_PID" 2>/dev/null || break; sleep 0.2; done
-    if kill -0 "$PVESIM_PID" 2>/dev/null; then
-      echo "pvesim did not stop in 2 minutes: SIGKILL"
-      kill -KILL "$PVESIM_PID" 2>/dev/null
-      leaked
-    fi
+    stop_pid pvesim "$PVESIM_PID" 600 0.2 "2 minutes" || leaked
     wait "$PVESIM_PID" 2>/dev/null || { echo "pvesim failed to remove its CTs:"; tail -n 5 "$TMP/pvesim.log"; leaked; }
     ctleft=$(lxc-ls -P "$PVEDIR/lxc" 2>/dev/null)
     [ -n "$ctleft" ] && { echo "CTs (LXC containers) left behind in $PVEDIR/lxc: $ctleft"; leaked; }

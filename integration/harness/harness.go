@@ -434,9 +434,9 @@ func (e *Env) DaemonPID() int {
 // command line names this Env's containerd socket.
 func (e *Env) ShimProcesses() []int {
 	var pids []int
-	for _, p := range procs() {
-		if strings.HasPrefix(filepath.Base(p.argv0), "containerd-shim") && p.hasArg(e.Socket) {
-			pids = append(pids, p.pid)
+	for _, p := range Procs() {
+		if strings.HasPrefix(filepath.Base(p.Argv0), "containerd-shim") && p.HasArg(e.Socket) {
+			pids = append(pids, p.Pid)
 		}
 	}
 	return pids

@@ -4,6 +4,7 @@ package harness_test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -207,5 +208,42 @@ func TestContribContainerdSnippet(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Log(out)
+	}
+}
+
+// TestProcs: a process this test starts is listed with its command line and cgroup.
+func TestProcs(t *testing.T) {
+	cmd := exec.Command("sleep", "--", "300")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	var found *harness.Proc
+	for _, p := range harness.Procs() {
+		if p.Pid == os.Getpid() {
+			t.Errorf("Procs lists this process (%d)", p.Pid)
+		}
+		if p.Pid == cmd.Process.Pid {
+			found = &p
+		}
+	}
+	if found == nil {
+		t.Fatalf("Procs has no pid %d", cmd.Process.Pid)
+	}
+	own, _ := os.ReadFile("/proc/self/cgroup")
+	for _, c := range []struct {
+		what      string
+		got, want any
+	}{
+		{"Name", found.Name(), "sleep"},
+		{"Cmdline", found.Cmdline(), "sleep -- 300"},
+		{"HasArg(300)", found.HasArg("300"), true},
+		{"HasArg(30)", found.HasArg("30"), false},
+		{"Cgroup", found.Cgroup(), string(own)}, // a child starts in its parent's cgroups
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.what, c.got, c.want)
+		}
 	}
 }

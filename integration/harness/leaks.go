@@ -17,30 +17,33 @@ import (
 // host, whichever containerd started them. Use Env.ShimProcesses for one Env's shims.
 func ShimProcesses() []int {
 	var pids []int
-	for _, p := range procs() {
-		if p.name() == ShimBinary {
-			pids = append(pids, p.pid)
+	for _, p := range Procs() {
+		if p.Name() == ShimBinary {
+			pids = append(pids, p.Pid)
 		}
 	}
 	return pids
 }
 
-type proc struct {
-	pid   int
-	argv0 string
-	args  []string
-	exe   string
+// Proc is a process of the host as /proc shows it.
+type Proc struct {
+	Pid   int
+	Argv0 string
+	Args  []string // the command line after Argv0
+	Exe   string   // the link /proc/PID/exe, "" when unreadable
 }
 
-func (p proc) name() string {
-	if p.argv0 != "" {
-		return filepath.Base(p.argv0)
+// Name is the process's program name: the base of Argv0, else of its executable.
+func (p Proc) Name() string {
+	if p.Argv0 != "" {
+		return filepath.Base(p.Argv0)
 	}
-	return filepath.Base(strings.TrimSuffix(p.exe, " (deleted)"))
+	return filepath.Base(strings.TrimSuffix(p.Exe, " (deleted)"))
 }
 
-func (p proc) hasArg(a string) bool {
-	for _, x := range p.args {
+// HasArg tells whether an argument is a, or an option set to a (--opt=a).
+func (p Proc) HasArg(a string) bool {
+	for _, x := range p.Args {
 		if x == a || strings.HasSuffix(x, "="+a) {
 			return true
 		}
@@ -48,15 +51,27 @@ func (p proc) hasArg(a string) bool {
 	return false
 }
 
-// procs lists the processes of the host with their command lines (kernel threads and
-// processes that vanish meanwhile are left out).
-func procs() []proc {
+// Cmdline is the command line, its arguments joined by spaces.
+func (p Proc) Cmdline() string {
+	return strings.Join(append([]string{p.Argv0}, p.Args...), " ")
+}
+
+// Cgroup is the content of /proc/PID/cgroup: the process's cgroup in each hierarchy
+// ("" once it is gone).
+func (p Proc) Cgroup() string {
+	b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p.Pid), "cgroup"))
+	return string(b)
+}
+
+// Procs lists the processes of the host but this one with their command lines (kernel
+// threads and processes that vanish meanwhile are left out).
+func Procs() []Proc {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
 	}
 	self := os.Getpid()
-	var out []proc
+	var out []Proc
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == self {
@@ -68,7 +83,7 @@ func procs() []proc {
 		}
 		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
 		exe, _ := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		out = append(out, proc{pid: pid, argv0: args[0], args: args[1:], exe: exe})
+		out = append(out, Proc{Pid: pid, Argv0: args[0], Args: args[1:], Exe: exe})
 	}
 	return out
 }

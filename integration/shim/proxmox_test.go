@@ -98,24 +98,7 @@ func TestProxmoxLXC(t *testing.T) {
 	env := startPVE(t)
 
 	t.Run("run", func(t *testing.T) {
-		for _, tc := range []struct {
-			name   string
-			args   []string
-			code   int
-			stdout string
-		}{
-			{"echo", []string{"echo", "hello"}, 0, "hello\n"},
-			{"exit7", []string{"sh", "-c", "exit 7"}, 7, ""},
-			{"stderr", []string{"sh", "-c", "echo oops >&2; exit 3"}, 3, ""},
-		} {
-			out, errOut, code := env.Ctr(append([]string{"run", "--rm", "--runtime", rt, env.Image, "pve-" + tc.name}, tc.args...)...)
-			if code != tc.code || out != tc.stdout {
-				t.Errorf("%s: exit %d stdout %q, want exit %d stdout %q (stderr %s)", tc.name, code, out, tc.code, tc.stdout, errOut)
-			}
-			if tc.name == "stderr" && !strings.Contains(errOut, "oops") {
-				t.Errorf("stderr not passed through: %q", errOut)
-			}
-		}
+		checkRunExitCodes(t, env.Env, "pve-")
 		env.assertNoCT(t)
 	})
 

@@ -18,27 +18,33 @@ const rt = harness.RuntimeType
 func TestRunExitCodes(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
-			env := start(t, b)
-			for _, tc := range []struct {
-				name   string
-				args   []string
-				code   int
-				stdout string
-			}{
-				{"echo", []string{"echo", "hello"}, 0, "hello\n"},
-				{"exit7", []string{"sh", "-c", "exit 7"}, 7, ""},
-				{"stderr", []string{"sh", "-c", "echo oops >&2; exit 3"}, 3, ""},
-			} {
-				args := append([]string{"run", "--rm", "--runtime", rt, env.Image, "run-" + tc.name}, tc.args...)
-				out, errOut, code := env.Ctr(args...)
-				if code != tc.code || out != tc.stdout {
-					t.Errorf("%s: exit %d stdout %q, want exit %d stdout %q (stderr %s)", tc.name, code, out, tc.code, tc.stdout, errOut)
-				}
-				if tc.name == "stderr" && !strings.Contains(errOut, "oops") {
-					t.Errorf("stderr of the container not passed through: %q", errOut)
-				}
-			}
+			checkRunExitCodes(t, start(t, b), "run-")
 		})
+	}
+}
+
+// checkRunExitCodes runs containers named prefix+case with `ctr run --rm` and checks
+// their stdout, stderr and exit code.
+func checkRunExitCodes(t *testing.T, env *harness.Env, prefix string) {
+	t.Helper()
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string
+	}{
+		{"echo", []string{"echo", "hello"}, 0, "hello\n"},
+		{"exit7", []string{"sh", "-c", "exit 7"}, 7, ""},
+		{"stderr", []string{"sh", "-c", "echo oops >&2; exit 3"}, 3, ""},
+	} {
+		args := append([]string{"run", "--rm", "--runtime", rt, env.Image, prefix + tc.name}, tc.args...)
+		out, errOut, code := env.Ctr(args...)
+		if code != tc.code || out != tc.stdout {
+			t.Errorf("%s: exit %d stdout %q, want exit %d stdout %q (stderr %s)", tc.name, code, out, tc.code, tc.stdout, errOut)
+		}
+		if tc.name == "stderr" && !strings.Contains(errOut, "oops") {
+			t.Errorf("stderr of the container not passed through: %q", errOut)
+		}
 	}
 }
 

@@ -294,13 +294,14 @@ func (s *scope) snapshot(datasets func() []string) hostState {
 		}
 		return nil
 	})
-	for _, p := range procList() {
+	for _, p := range harness.Procs() {
+		cmdline := p.Cmdline()
 		switch {
-		case p.name == harness.ShimBinary && strings.Contains(p.cmdline, s.env.Socket):
-			h.shims = append(h.shims, fmt.Sprintf("pid %d: %s", p.pid, p.cmdline))
-		case strings.Contains(p.cmdline, s.stateDir) || strings.Contains(p.cgroup, s.prefix):
+		case p.Name() == harness.ShimBinary && strings.Contains(cmdline, s.env.Socket):
+			h.shims = append(h.shims, fmt.Sprintf("pid %d: %s", p.Pid, cmdline))
+		case strings.Contains(cmdline, s.stateDir) || strings.Contains(p.Cgroup(), s.prefix):
 			// LXC monitors, lxcri-start helpers, runc, and every process of a container.
-			h.procs = append(h.procs, fmt.Sprintf("pid %d: %s", p.pid, p.cmdline))
+			h.procs = append(h.procs, fmt.Sprintf("pid %d: %s", p.Pid, cmdline))
 		}
 	}
 	for _, so := range s.sockets {
@@ -367,31 +368,6 @@ func mountPoints() []string {
 		if f := strings.Fields(l); len(f) > 4 {
 			out = append(out, f[4])
 		}
-	}
-	return out
-}
-
-type procInfo struct {
-	pid                   int
-	name, cmdline, cgroup string
-}
-
-func procList() []procInfo {
-	ents, _ := os.ReadDir("/proc")
-	self := os.Getpid()
-	var out []procInfo
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || len(b) == 0 {
-			continue
-		}
-		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		cg, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cgroup"))
-		out = append(out, procInfo{pid: pid, name: filepath.Base(args[0]), cmdline: strings.Join(args, " "), cgroup: string(cg)})
 	}
 	return out
 }

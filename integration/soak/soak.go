@@ -589,8 +589,8 @@ func (r *runner) waitShimsGone(d time.Duration) {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		n := 0
-		for _, p := range procList() {
-			if p.name == harness.ShimBinary && strings.Contains(p.cmdline, r.env.Socket) {
+		for _, p := range harness.Procs() {
+			if p.Name() == harness.ShimBinary && strings.Contains(p.Cmdline(), r.env.Socket) {
 				n++
 			}
 		}
