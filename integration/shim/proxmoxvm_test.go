@@ -22,6 +22,13 @@ import (
 // for checks.
 func startPVEVM(t *testing.T) (*harness.Env, *proxmox.Client) {
 	t.Helper()
+	env, api, _ := startPVEVMSim(t)
+	return env, api
+}
+
+// startPVEVMSim is startPVEVM that also returns the emulator, to break it.
+func startPVEVMSim(t *testing.T) (*harness.Env, *proxmox.Client, *pvesim.Server) {
+	t.Helper()
 	sim, err := pvesim.New(pvesim.Config{Dir: t.TempDir(), AuthFailDelay: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +50,7 @@ func startPVEVM(t *testing.T) (*harness.Env, *proxmox.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return env, api
+	return env, api, sim
 }
 
 // vmsOf lists the VMs that are not the template.
