@@ -223,7 +223,7 @@ func (b *backend) destroy(ctx context.Context, vmid int) {
 // restore rolls the VM a checkpoint names back to its snapshot: the guest resumes with
 // its RAM, and the init goes on as the restored task's.
 func (b *backend) restore(ctx context.Context, req *runtime.CreateRequest, vs *VMSpec, tag string) (runtime.Container, error) {
-	raw, err := os.ReadFile(filepath.Join(req.Checkpoint, "proxmox-vm.json"))
+	raw, err := os.ReadFile(filepath.Join(req.Checkpoint, CheckpointFile))
 	if err != nil {
 		return nil, fmt.Errorf("%s: checkpoint %s: %w", Name, req.Checkpoint, errdefs.ErrNotFound)
 	}

@@ -188,7 +188,7 @@ func (c *container) Checkpoint(ctx context.Context, req *runtime.CheckpointReque
 	if err := os.MkdirAll(req.Path, 0o700); err != nil {
 		return err
 	}
-	if err := os.WriteFile(req.Path+"/proxmox-vm.json", b, 0o600); err != nil {
+	if err := os.WriteFile(req.Path+"/"+CheckpointFile, b, 0o600); err != nil {
 		return err
 	}
 	if req.Exit {
@@ -210,7 +210,7 @@ func (c *container) Delete(ctx context.Context, force bool) error {
 	keep := len(c.checkpoints) > 0
 	c.mu.Unlock()
 	if keep {
-		if err := c.b.api.SetVMConfig(ctx, c.vmid, map[string]any{"tags": ownerTag + ";lxcri-checkpoint"}); err != nil && !errdefs.IsNotFound(err) {
+		if err := c.b.api.SetVMConfig(ctx, c.vmid, map[string]any{"tags": ownerTag + ";" + keptTag}); err != nil && !errdefs.IsNotFound(err) {
 			return err
 		}
 	} else if err := c.b.api.DeleteVM(ctx, c.vmid); err != nil {

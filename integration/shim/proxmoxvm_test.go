@@ -4,13 +4,17 @@ package shim_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lxcri/lxcri/backend/proxmoxvm"
 	"github.com/lxcri/lxcri/integration/harness"
 	"github.com/lxcri/lxcri/proxmox"
 	"github.com/lxcri/lxcri/proxmox/pvesim"
@@ -21,6 +25,13 @@ import (
 // proxmox-vm against it, with the lxcri.toml the emulator wrote. It returns an API client
 // for checks.
 func startPVEVM(t *testing.T) (*harness.Env, *proxmox.Client) {
+	t.Helper()
+	env, api, _ := startPVEVMSim(t)
+	return env, api
+}
+
+// startPVEVMSim is startPVEVM that also returns the emulator, to break it.
+func startPVEVMSim(t *testing.T) (*harness.Env, *proxmox.Client, *pvesim.Server) {
 	t.Helper()
 	sim, err := pvesim.New(pvesim.Config{Dir: t.TempDir(), AuthFailDelay: -1})
 	if err != nil {
@@ -43,7 +54,7 @@ func startPVEVM(t *testing.T) (*harness.Env, *proxmox.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return env, api
+	return env, api, sim
 }
 
 // vmsOf lists the VMs that are not the template.
@@ -178,4 +189,77 @@ func waitCount(t *testing.T, log string, after int) int {
 	b, _ := os.ReadFile(log)
 	t.Fatalf("no count above %d in the task's log: %q", after, b)
 	return 0
+}
+
+// lxcri prune destroys a VM kept for a checkpoint once no checkpoint image names it (and
+// its snapshot is older than --min-age), and never a task's VM.
+func TestProxmoxVMPrune(t *testing.T) {
+	env, api, sim := startPVEVMSim(t)
+	bin := filepath.Join(harness.ShimDir(), "lxcri")
+	prune := func(args ...string) proxmoxvm.PruneResult {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"prune", "--json", "--address", env.Socket}, args...)...)
+		cmd.Env = append(os.Environ(), "LXCRI_CONFIG="+filepath.Join(sim.Dir(), "lxcri.toml"))
+		out, err := cmd.Output()
+		if err != nil {
+			var stderr []byte
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = ee.Stderr
+			}
+			t.Fatalf("lxcri prune %v: %v: %s", args, err, stderr)
+		}
+		var r struct {
+			VMs *proxmoxvm.PruneResult `json:"vms"`
+		}
+		if err := json.Unmarshal(out, &r); err != nil || r.VMs == nil {
+			t.Fatalf("lxcri prune %v: %q: %v", args, out, err)
+		}
+		t.Logf("lxcri prune %v: %+v", args, *r.VMs)
+		return *r.VMs
+	}
+
+	runDetached(t, env, "vm-live", nil, "sleep", "1000")
+	live := vmsOf(t, api)
+	runDetached(t, env, "vm-p", nil, "sleep", "1000")
+	ref := checkpointContainer(t, env, "vm-p", "example.com/vm-p:ck")
+	waitStatus(t, env, "vm-p", "STOPPED")
+	ctrOK(t, env, "task", "rm", "vm-p")
+	ctrOK(t, env, "container", "rm", "vm-p")
+	var kept int
+	for _, id := range vmsOf(t, api) {
+		if !slices.Contains(live, id) {
+			kept = id
+		}
+	}
+	if kept == 0 {
+		t.Fatalf("no VM kept for the checkpoint: %v", vmsOf(t, api))
+	}
+	keptS := strconv.Itoa(kept)
+
+	if r := prune("--min-age", "0"); !slices.Contains(r.Live, keptS) || len(r.Freed) != 0 {
+		t.Errorf("prune while the checkpoint image exists: %+v, want VM %d live", r, kept)
+	}
+	ctrOK(t, env, "images", "rm", ref)
+	if r := prune(); !slices.Contains(r.Young, keptS) || len(r.Freed) != 0 {
+		t.Errorf("prune of a fresh checkpoint's VM: %+v, want VM %d young", r, kept)
+	}
+	if r := prune("--min-age", "0", "--dry-run"); !slices.Equal(r.Freed, []string{keptS}) {
+		t.Errorf("prune --dry-run: %+v, want VM %d to be freed", r, kept)
+	}
+	if !vmListed(t, api, kept) {
+		t.Errorf("VM %d destroyed by a dry run", kept)
+	}
+	if r := prune("--min-age", "0"); !slices.Equal(r.Freed, []string{keptS}) {
+		t.Errorf("prune: %+v, want VM %d freed", r, kept)
+	}
+	if vmListed(t, api, kept) {
+		t.Errorf("VM %d still listed after prune", kept)
+	}
+	if ids := vmsOf(t, api); !slices.Equal(ids, live) {
+		t.Errorf("VMs %v after prune, want the running task's %v", ids, live)
+	}
+	removeTask(t, env, "vm-live")
+	if ids := vmsOf(t, api); len(ids) != 0 {
+		t.Errorf("VMs %v at the end", ids)
+	}
 }

@@ -71,16 +71,59 @@ func Sweep(ctx context.Context, c *client.Client, cfg *runtime.ZFSConfig, extra 
 // fromImage returns the descriptors of the checkpoint layers img's index lists.
 func fromImage(ctx context.Context, cs content.Store, img images.Image) ([]*zfsroot.Descriptor, error) {
 	var out []*zfsroot.Descriptor
+	err := eachLayer(ctx, cs, img, func(d ocispec.Descriptor) error {
+		desc, err := fromLayer(ctx, cs, d)
+		if err != nil {
+			return err
+		}
+		if desc != nil {
+			out = append(out, desc)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Files returns the content of the file name (at the root of the checkpoint directory)
+// in every checkpoint layer of every image of every namespace of c that has one: how a
+// backend that keeps its checkpoints outside containerd (a PVE snapshot, say) learns
+// which are still named. An image whose content cannot be read fails the whole call.
+func Files(ctx context.Context, c *client.Client, name string) ([][]byte, error) {
+	nss, err := c.NamespaceService().List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list namespaces: %w", err)
+	}
+	var out [][]byte
+	for _, ns := range nss {
+		nctx := namespaces.WithNamespace(ctx, ns)
+		imgs, err := c.ImageService().List(nctx)
+		if err != nil {
+			return nil, fmt.Errorf("list images of namespace %s: %w", ns, err)
+		}
+		for _, img := range imgs {
+			err := eachLayer(nctx, c.ContentStore(), img, func(d ocispec.Descriptor) error {
+				b, err := fileOfLayer(nctx, c.ContentStore(), d, name)
+				if b != nil {
+					out = append(out, b)
+				}
+				return err
+			})
+			if err != nil {
+				return nil, fmt.Errorf("image %s of namespace %s: %w", img.Name, ns, err)
+			}
+		}
+	}
+	return out, nil
+}
+
+// eachLayer calls f with each checkpoint layer img's index lists.
+func eachLayer(ctx context.Context, cs content.Store, img images.Image, f func(ocispec.Descriptor) error) error {
 	var walk func(d ocispec.Descriptor, depth int) error
 	walk = func(d ocispec.Descriptor, depth int) error {
 		switch {
 		case d.MediaType == images.MediaTypeContainerd1Checkpoint:
-			desc, err := fromLayer(ctx, cs, d)
-			if err != nil {
+			if err := f(d); err != nil {
 				return err
-			}
-			if desc != nil {
-				out = append(out, desc)
 			}
 		case images.IsIndexType(d.MediaType) && depth < 4:
 			if d.Size > maxIndexSize {
@@ -102,12 +145,27 @@ func fromImage(ctx context.Context, cs content.Store, img images.Image) ([]*zfsr
 		}
 		return nil
 	}
-	return out, walk(img.Target, 0)
+	return walk(img.Target, 0)
 }
 
-// fromLayer reads the descriptor out of a checkpoint layer (the tar of the checkpoint
-// directory, where containerd's archive puts it before the stream: names are in order).
+// fromLayer reads the descriptor out of a checkpoint layer.
 func fromLayer(ctx context.Context, cs content.Store, d ocispec.Descriptor) (*zfsroot.Descriptor, error) {
+	b, err := fileOfLayer(ctx, cs, d, zfsroot.DescriptorFile)
+	if err != nil || b == nil {
+		return nil, err
+	}
+	desc, err := zfsroot.ParseDescriptor(d.Digest.String()+"/"+zfsroot.DescriptorFile, b)
+	if err != nil {
+		log.G(ctx).WithError(err).Warnf("checkpoint layer %s: its descriptor is not valid: the checkpoint cannot be restored", d.Digest)
+		return nil, nil
+	}
+	return desc, nil
+}
+
+// fileOfLayer reads file name out of a checkpoint layer (the tar of the checkpoint
+// directory, where containerd's archive puts it before the stream: names are in order);
+// nil without one.
+func fileOfLayer(ctx context.Context, cs content.Store, d ocispec.Descriptor, name string) ([]byte, error) {
 	ra, err := cs.ReaderAt(ctx, d)
 	if errdefs.IsNotFound(err) {
 		log.G(ctx).Warnf("checkpoint layer %s is missing: its checkpoint cannot be restored", d.Digest)
@@ -131,18 +189,13 @@ func fromLayer(ctx context.Context, cs content.Store, d ocispec.Descriptor) (*zf
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint layer %s: %w", d.Digest, err)
 		}
-		if h.Typeflag != tar.TypeReg || path.Clean("/"+h.Name) != "/"+zfsroot.DescriptorFile {
+		if h.Typeflag != tar.TypeReg || path.Clean("/"+h.Name) != "/"+name {
 			continue
 		}
 		b, err := io.ReadAll(io.LimitReader(tr, zfsroot.MaxDescriptorSize+1))
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint layer %s: %w", d.Digest, err)
 		}
-		desc, err := zfsroot.ParseDescriptor(d.Digest.String()+"/"+zfsroot.DescriptorFile, b)
-		if err != nil {
-			log.G(ctx).WithError(err).Warnf("checkpoint layer %s: its descriptor is not valid: the checkpoint cannot be restored", d.Digest)
-			return nil, nil
-		}
-		return desc, nil
+		return b, nil
 	}
 }
