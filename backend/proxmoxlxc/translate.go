@@ -3,6 +3,7 @@ package proxmoxlxc
 import (
 	"fmt"
 	"math"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -27,6 +28,12 @@ type CTSpec struct {
 	Env  []string
 	Cwd  string
 	User string
+	// Files are the pod's files CRI bind-mounts into every container (/etc/hosts,
+	// /etc/resolv.conf, /etc/hostname): their content is written into the CT's root
+	// before the task's process starts.
+	Files []PodFile
+	// OOMScoreAdj is the task's init's, set on it once it runs (PVE sets none).
+	OOMScoreAdj *int
 }
 
 const mib = 1 << 20
@@ -52,14 +59,19 @@ func Translate(s *specs.Spec) (*CTSpec, error) {
 	if err := translateProcess(s.Process, ct); err != nil {
 		return nil, err
 	}
-	if err := checkMounts(s.Mounts); err != nil {
+	if err := translateMounts(s.Mounts, ct); err != nil {
 		return nil, err
+	}
+	if _, ok := ct.Options["hostname"]; !ok {
+		if err := podHostname(ct); err != nil {
+			return nil, err
+		}
 	}
 	if s.Hooks != nil && (len(s.Hooks.Prestart)+len(s.Hooks.CreateRuntime)+len(s.Hooks.CreateContainer)+len(s.Hooks.StartContainer)+len(s.Hooks.Poststart)+len(s.Hooks.Poststop) > 0) {
 		return nil, fieldErr("hooks", "PVE runs its own hooks only (a hookscript is root@pam only, and no API token qualifies)")
 	}
 	if s.Linux != nil {
-		if err := translateLinux(s.Linux, ct); err != nil {
+		if err := translateLinux(s.Linux, s.Annotations[criContainerType] == criContainer, ct); err != nil {
 			return nil, err
 		}
 	}
@@ -108,7 +120,14 @@ func translateProcess(p *specs.Process, ct *CTSpec) error {
 		}
 	}
 	if p.OOMScoreAdj != nil {
-		return fieldErr("process.oomScoreAdj", "PVE sets no OOM score for a CT")
+		// CRI sets one on every container (the sandbox's is -998). PVE sets none for a CT,
+		// but the task's init is the shim's child through LXC's attach: the backend sets
+		// it on that process, as runc sets it on its init.
+		if *p.OOMScoreAdj < -1000 || *p.OOMScoreAdj > 1000 {
+			return fieldErr("process.oomScoreAdj", "%d: want -1000 to 1000", *p.OOMScoreAdj)
+		}
+		v := *p.OOMScoreAdj
+		ct.OOMScoreAdj = &v
 	}
 	if p.IOPriority != nil {
 		return fieldErr("process.ioPriority", "PVE sets no I/O priority for a CT's init")
@@ -134,22 +153,81 @@ var ctMounts = map[string]bool{
 	"/sys": true, "/sys/fs/cgroup": true, "/run": true,
 }
 
-func checkMounts(ms []specs.Mount) error {
+// podFiles are the files of the pod CRI bind-mounts into each container. A PVE CT has
+// these three files anyway (PVE writes them from the CT's hostname, nameserver and
+// searchdomain): the pod's content goes into the CT's root instead of a mount.
+var podFiles = map[string]bool{"/etc/hosts": true, "/etc/resolv.conf": true, "/etc/hostname": true}
+
+// PodFile is one of the pod's files to write into the CT's root.
+type PodFile struct {
+	Field    string // mounts[i], for errors
+	Dest     string // /etc/hosts, /etc/resolv.conf or /etc/hostname
+	Source   string // the file on this host (CRI's, in containerd's sandbox state)
+	ReadOnly bool
+}
+
+func translateMounts(ms []specs.Mount, ct *CTSpec) error {
 	for i, m := range ms {
-		if ctMounts[m.Destination] && m.Type != "bind" && m.Type != "" {
+		field := fmt.Sprintf("mounts[%d]", i)
+		bind := m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
+		switch {
+		case ctMounts[m.Destination] && !bind:
+			continue
+		case m.Destination == "/dev/shm":
+			// CRI binds the pod's shared memory (a tmpfs of the sandbox's); a CT cannot
+			// share another's, so it keeps its own /dev/shm.
+			continue
+		case podFiles[m.Destination] && bind:
+			if !filepath.IsAbs(m.Source) || strings.ContainsRune(m.Source, 0) {
+				return fieldErr(field+".source", "%q: want an absolute path", m.Source)
+			}
+			ct.Files = append(ct.Files, PodFile{Field: field, Dest: m.Destination, Source: m.Source, ReadOnly: slices.Contains(m.Options, "ro")})
 			continue
 		}
-		return fieldErr(fmt.Sprintf("mounts[%d]", i), "%s: PVE mounts host paths into a CT only for root@pam (mp[n] with a path), and no API token qualifies", m.Destination)
+		return fieldErr(field, "%s: PVE mounts host paths into a CT only for root@pam (a mount point mp[n] with a host path), and no API token qualifies; only CRI's /etc/hosts, /etc/resolv.conf and /etc/hostname reach a CT (as content)", m.Destination)
 	}
 	return nil
 }
 
-func translateLinux(l *specs.Linux, ct *CTSpec) error {
+// podHostname makes the pod's hostname, from the /etc/hostname CRI mounts, the CT's when
+// the spec has none: a CRI container on the node's network has no UTS namespace of its
+// own and so no hostname in its spec, but a CT always has its own.
+func podHostname(ct *CTSpec) error {
+	for _, f := range ct.Files {
+		if f.Dest != "/etc/hostname" {
+			continue
+		}
+		b, err := readPodFile(f.Source)
+		if err != nil {
+			return fieldErr(f.Field, "%s: %v", f.Source, err)
+		}
+		name := strings.TrimSpace(string(b))
+		if name == "" {
+			return nil
+		}
+		if len(name) > 253 || !hostnameRe.MatchString(name) {
+			return fieldErr(f.Field, "%s holds %q, not a DNS name, which PVE requires", f.Source, name)
+		}
+		ct.Options["hostname"] = name
+	}
+	return nil
+}
+
+// The CRI's annotation saying what a task is: a pod's sandbox or one of its containers.
+const (
+	criContainerType = "io.kubernetes.cri.container-type"
+	criContainer     = "container"
+)
+
+// translateLinux maps spec.linux. criContainer says the task is a container of a CRI pod,
+// whose namespace paths name its sandbox's: the sandbox is a CT of its own, and PVE lets
+// no CT join another's namespaces, so the container's CT keeps its own.
+func translateLinux(l *specs.Linux, criContainer bool, ct *CTSpec) error {
 	if len(l.UIDMappings)+len(l.GIDMappings) > 0 {
 		return fieldErr("linux.uidMappings", "PVE maps an unprivileged CT's ids itself")
 	}
 	for i, ns := range l.Namespaces {
-		if ns.Path != "" {
+		if ns.Path != "" && !criContainer {
 			return fieldErr(fmt.Sprintf("linux.namespaces[%d].path", i), "a PVE CT cannot join another's %s namespace", ns.Type)
 		}
 	}

@@ -3,7 +3,11 @@ package proxmoxlxc
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/containerd/containerd/v2/core/containers"
@@ -77,7 +81,7 @@ func TestTranslateRefuses(t *testing.T) {
 		{"process.env[0]", func(s *specs.Spec) { s.Process.Env = []string{"A=\x00"} }},
 		{"process.cwd", func(s *specs.Spec) { s.Process.Cwd = "relative" }},
 		{"process.rlimits[0]", func(s *specs.Spec) { s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NPROC", Hard: 5, Soft: 5}} }},
-		{"process.oomScoreAdj", func(s *specs.Spec) { v := 100; s.Process.OOMScoreAdj = &v }},
+		{"process.oomScoreAdj", func(s *specs.Spec) { v := 1001; s.Process.OOMScoreAdj = &v }},
 		{"process.apparmorProfile", func(s *specs.Spec) { s.Process.ApparmorProfile = "x" }},
 		{"mounts[7]", func(s *specs.Spec) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: "/srv", Options: []string{"rbind"}})
@@ -119,6 +123,79 @@ func TestTranslateRefuses(t *testing.T) {
 			var fe *runtime.FieldError
 			if !errors.As(err, &fe) || fe.Field != tc.field || !errdefs.IsInvalidArgument(err) {
 				t.Fatalf("error %v, want InvalidArgument naming %s", err, tc.field)
+			}
+		})
+	}
+}
+
+// criSpec is a CRI container's spec as containerd makes it for a pod on the node's
+// network: the pod's files bound in, the pod's shared memory, the sandbox's namespaces.
+func criSpec(t *testing.T, dir string) *specs.Spec {
+	t.Helper()
+	s := defaultSpec(t, oci.WithProcessArgs("sleep", "1"), oci.WithAnnotations(map[string]string{criContainerType: criContainer}))
+	for _, name := range []string{"hosts", "resolv.conf", "hostname"} {
+		content := "x\n"
+		if name == "hostname" {
+			content = "pod-host\n"
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		opts := []string{"rbind", "rprivate", "rw"}
+		if name == "resolv.conf" {
+			opts = []string{"rbind", "rprivate", "ro"}
+		}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/etc/" + name, Type: "bind", Source: filepath.Join(dir, name), Options: opts})
+	}
+	s.Mounts = append(s.Mounts, specs.Mount{Destination: "/dev/shm", Type: "bind", Source: filepath.Join(dir, "shm"), Options: []string{"rbind", "ro"}})
+	s.Linux.Namespaces = []specs.LinuxNamespace{{Type: specs.PIDNamespace, Path: "/proc/1/ns/pid"}, {Type: specs.IPCNamespace, Path: "/proc/1/ns/ipc"}, {Type: specs.MountNamespace}}
+	adj := -997
+	s.Process.OOMScoreAdj = &adj
+	return s
+}
+
+func TestTranslateCRIContainer(t *testing.T) {
+	dir := t.TempDir()
+	ct, err := Translate(criSpec(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(defaultSpec(t).Mounts)
+	want := []PodFile{
+		{Field: fmt.Sprintf("mounts[%d]", n), Dest: "/etc/hosts", Source: filepath.Join(dir, "hosts")},
+		{Field: fmt.Sprintf("mounts[%d]", n+1), Dest: "/etc/resolv.conf", Source: filepath.Join(dir, "resolv.conf"), ReadOnly: true},
+		{Field: fmt.Sprintf("mounts[%d]", n+2), Dest: "/etc/hostname", Source: filepath.Join(dir, "hostname")},
+	}
+	if !reflect.DeepEqual(ct.Files, want) {
+		t.Errorf("files\n got %+v\nwant %+v", ct.Files, want)
+	}
+	if ct.Options["hostname"] != "pod-host" {
+		t.Errorf("hostname option %v, want the pod's file's", ct.Options["hostname"])
+	}
+	if ct.OOMScoreAdj == nil || *ct.OOMScoreAdj != -997 {
+		t.Errorf("oomScoreAdj %v", ct.OOMScoreAdj)
+	}
+
+	for _, tc := range []struct {
+		name, field, text string
+		edit              func(*specs.Spec)
+	}{
+		{"host path", fmt.Sprintf("mounts[%d]", n+4), "root@pam", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: dir, Options: []string{"rbind"}})
+		}},
+		{"relative source", fmt.Sprintf("mounts[%d].source", n), "absolute", func(s *specs.Spec) { s.Mounts[n].Source = "hosts" }},
+		{"bad hostname file", fmt.Sprintf("mounts[%d]", n+2), "DNS name", func(s *specs.Spec) {
+			os.WriteFile(filepath.Join(dir, "hostname"), []byte("bad_host\n"), 0o644)
+		}},
+		{"namespace path outside CRI", "linux.namespaces[0].path", "namespace", func(s *specs.Spec) { delete(s.Annotations, criContainerType) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := criSpec(t, dir)
+			tc.edit(s)
+			_, err := Translate(s)
+			var fe *runtime.FieldError
+			if !errors.As(err, &fe) || fe.Field != tc.field || !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), tc.text) {
+				t.Fatalf("error %v, want InvalidArgument naming %s and saying %q", err, tc.field, tc.text)
 			}
 		})
 	}

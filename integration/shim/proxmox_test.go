@@ -28,7 +28,7 @@ type pveEnv struct {
 	config string
 }
 
-func startPVE(t *testing.T) *pveEnv {
+func startPVE(t *testing.T, opts ...harness.Option) *pveEnv {
 	t.Helper()
 	// An unprivileged CT's root (uid 100000) must reach its rootfs in the emulator's
 	// directory: t.TempDir makes it and its parent 0700.
@@ -64,7 +64,7 @@ func startPVE(t *testing.T) *pveEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := start(t, backendCase{name: "proxmox-lxc", config: cfgText})
+	env := start(t, backendCase{name: "proxmox-lxc", config: cfgText}, opts...)
 	return &pveEnv{Env: env, sim: sim, api: api, config: cfgText}
 }
 
