@@ -180,7 +180,7 @@ func (c *container) Exec(ctx context.Context, req *runtime.ExecRequest) (runtime
 	if c.spec.Process != nil && c.spec.Process.NoNewPrivileges && !ps.NoNewPrivileges {
 		return nil, fieldErr("process.noNewPrivileges", "the container's processes have no_new_privs (liblxc sets it for every exec'ed process too); an exec without it is not supported")
 	}
-	spec, err := execSpec(ps)
+	spec, err := lxcstart.ExecSpec(ps)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/opencontainers/runtime-spec/specs-go/features"
+
+	"github.com/lxcri/lxcri/backend/lxcstart"
 )
 
 // Features says what the lxc backend maps from an OCI spec, in runtime-spec's features
@@ -23,7 +25,7 @@ func (b *backend) Features(ctx context.Context) (*features.Features, error) {
 		Hooks:         []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"},
 		MountOptions:  supportedMountOptions(),
 		Linux: &features.Linux{
-			Capabilities: append([]string(nil), capNames...),
+			Capabilities: append([]string(nil), lxcstart.CapNames...),
 			Cgroup: &features.Cgroup{
 				V1:      &yes,
 				V2:      &yes,

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lxcri/lxcri/backend/lxcstart"
 )
 
 // TestFeatures: what the backend reports is what the translator takes: mount options it
@@ -40,7 +42,7 @@ func TestFeatures(t *testing.T) {
 			t.Errorf("seccomp action %s reported but refused: %v", a, err)
 		}
 	}
-	if len(f.Linux.Capabilities) != len(capNames) || f.OCIVersionMax != specs.Version {
+	if len(f.Linux.Capabilities) != len(lxcstart.CapNames) || f.OCIVersionMax != specs.Version {
 		t.Errorf("capabilities %d, version %s", len(f.Linux.Capabilities), f.OCIVersionMax)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lxcri/lxcri/backend/lxcstart"
 )
 
 var sysctlKeyRe = regexp.MustCompile(`^[A-Za-z0-9_-]+([./][A-Za-z0-9_:-]+)*$`)
@@ -344,7 +346,7 @@ func checkHook(f string, h specs.Hook) error {
 	if strings.ContainsRune(h.Path, 0) {
 		return fieldErr(f+".path", "contains NUL")
 	}
-	return checkEnv(f+".env", h.Env)
+	return lxcstart.CheckEnv(f+".env", h.Env)
 }
 
 // HookState is the OCI state passed to hooks on stdin.

@@ -17,7 +17,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 
 	"github.com/containerd/containerd/api/types"
@@ -319,5 +318,3 @@ func (b *backend) Cleanup(ctx context.Context, req *runtime.CleanupRequest) erro
 
 // ctName is the CT's LXC container name on the node: its VMID.
 func ctName(vmid int) string { return fmt.Sprint(vmid) }
-
-var _ = strings.TrimSpace

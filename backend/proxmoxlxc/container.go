@@ -3,11 +3,9 @@ package proxmoxlxc
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -31,7 +29,6 @@ type container struct {
 	exits  *runtime.ExitWatcher
 	init   *process
 	files  []PodFile // the pod's files, written into the CT's root at Start
-	oomAdj *int      // the init's OOM score adjustment
 
 	mu      sync.Mutex
 	started bool
@@ -39,7 +36,7 @@ type container struct {
 }
 
 func newContainer(b *backend, req *runtime.CreateRequest, vmid int, ct *CTSpec) *container {
-	c := &container{b: b, id: req.ID, ns: req.Namespace, bundle: req.Bundle, vmid: vmid, tag: idTag(req.Namespace, req.ID), exits: req.Exits, files: ct.Files, oomAdj: ct.OOMScoreAdj}
+	c := &container{b: b, id: req.ID, ns: req.Namespace, bundle: req.Bundle, vmid: vmid, tag: idTag(req.Namespace, req.ID), exits: req.Exits, files: ct.Files}
 	c.init = newProcess(c, req.ID, req.IO, req.Spec.Process, true)
 	return c
 }
@@ -81,26 +78,7 @@ func (c *container) Start(ctx context.Context) error {
 		c.stopQuietly(ctx)
 		return err
 	}
-	if c.oomAdj != nil {
-		c.init.setOOMScoreAdj(ctx, *c.oomAdj)
-	}
 	return nil
-}
-
-// setOOMScoreAdj sets the attached process's OOM score adjustment (it runs its program
-// already). Under the process's lock and only while it holds a pidfd on the process, so
-// the pid is still the process's: one that exited meanwhile needs none.
-func (p *process) setOOMScoreAdj(ctx context.Context, adj int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	pid := p.Pid()
-	if p.pidfd < 0 || pid <= 0 {
-		return
-	}
-	err := os.WriteFile("/proc/"+strconv.Itoa(pid)+"/oom_score_adj", []byte(strconv.Itoa(adj)), 0)
-	if err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ESRCH) {
-		log.G(ctx).WithError(err).WithField("pid", pid).Warn("proxmox-lxc: set the init's oom_score_adj")
-	}
 }
 
 // initExited ends the CT once the task's init is gone: every other process of a task dies

@@ -47,36 +47,14 @@ func newProcess(c *container, id string, pio *runtime.IO, spec *specs.Process, i
 	return &process{Proc: runtime.NewProc(id, pio), c: c, spec: spec, init: init, pidfd: -1}
 }
 
-// checkExec refuses what an attached process cannot have.
+// checkExec refuses what an exec'ed process cannot have: a confinement of its own, or
+// what lxcri-start's exec mode cannot set (lxcstart.ExecSpec names the field).
 func checkExec(p *specs.Process) error {
-	if len(p.Args) == 0 {
-		return fieldErr("process.args", "required")
+	if err := checkConfinement(p); err != nil {
+		return err
 	}
-	for i, e := range p.Env {
-		if !containsEq(e) {
-			return fieldErr(fmt.Sprintf("process.env[%d]", i), "want NAME=VALUE")
-		}
-	}
-	if p.ApparmorProfile != "" || p.SelinuxLabel != "" {
-		return fieldErr("process.apparmorProfile", "an attached process runs under the CT's AppArmor profile")
-	}
-	if len(p.Rlimits) > 0 {
-		for i, r := range p.Rlimits {
-			if r.Type != "RLIMIT_NOFILE" {
-				return fieldErr(fmt.Sprintf("process.rlimits[%d]", i), "%s: an attached process gets the CT's limits", r.Type)
-			}
-		}
-	}
-	return nil
-}
-
-func containsEq(s string) bool {
-	for i := 1; i < len(s); i++ {
-		if s[i] == '=' {
-			return true
-		}
-	}
-	return false
+	_, err := lxcstart.ExecSpec(p)
+	return err
 }
 
 // Start runs an exec'ed process; the init starts with the container.
@@ -113,7 +91,11 @@ func (p *process) attach(ctx context.Context) (retErr error) {
 		what = fmt.Sprintf("start the init of task %s in CT %d", p.c.id, p.c.vmid)
 	}
 
-	record, err := execRecord(p.spec, p.IO() != nil && p.IO().Terminal())
+	var initSpec *specs.Process
+	if !p.init {
+		initSpec = p.c.init.spec
+	}
+	record, err := execRecord(p.spec, initSpec, p.IO() != nil && p.IO().Terminal())
 	if err != nil {
 		return err
 	}
@@ -242,34 +224,24 @@ func (p *process) Kill(ctx context.Context, sig syscall.Signal) error {
 	return err
 }
 
-// execRecord is lxcri-start's spec record for an attached process: everything taken from
-// the spec reaches the helper through a pipe, never its argv (/proc/PID/cmdline is
-// world-readable).
-func execRecord(p *specs.Process, tty bool) ([]byte, error) {
-	r := lxcstart.NewSpec()
-	cwd := p.Cwd
-	if cwd == "" {
-		cwd = "/"
+// execRecord is lxcri-start's spec record for an attached process, built by lxcstart as
+// the lxc backend builds its execs': everything taken from the spec reaches the helper
+// through a pipe, never its argv (/proc/PID/cmdline is world-readable), and the helper
+// sets the process's capabilities, no_new_privs, rlimits and oom_score_adj after the
+// attach. The attach itself leaves a process with the CT's whole capability set, which
+// no spec asked for; so, as under runc, an init without capabilities in its spec gets
+// none, and an exec without them gets the init's (init is the task's init's spec). tty
+// is whether the process's IO is a terminal.
+func execRecord(p, init *specs.Process, tty bool) ([]byte, error) {
+	q := *p
+	q.Terminal = tty
+	if q.Capabilities == nil {
+		q.Capabilities = &specs.LinuxCapabilities{}
+		if init != nil && init.Capabilities != nil {
+			q.Capabilities = init.Capabilities
+		}
 	}
-	r.Add("process.cwd", "cwd", cwd)
-	r.Add("process.user.uid", "uid", strconv.FormatUint(uint64(p.User.UID), 10))
-	r.Add("process.user.gid", "gid", strconv.FormatUint(uint64(p.User.GID), 10))
-	for i, g := range p.User.AdditionalGids {
-		r.Add(fmt.Sprintf("process.user.additionalGids[%d]", i), "group", strconv.FormatUint(uint64(g), 10))
-	}
-	if p.User.Umask != nil {
-		r.Add("process.user.umask", "umask", strconv.FormatUint(uint64(*p.User.Umask), 8))
-	}
-	for i, e := range p.Env {
-		r.Add(fmt.Sprintf("process.env[%d]", i), "env", e)
-	}
-	if tty {
-		r.Add("process.terminal", "tty", "1")
-	}
-	for i, a := range p.Args {
-		r.Add(fmt.Sprintf("process.args[%d]", i), "arg", a)
-	}
-	return r.Encode()
+	return lxcstart.ExecSpec(&q)
 }
 
 // helper is one run of `lxcri-start exec`.

@@ -11,6 +11,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/lxcri/lxcri/backend/lxcstart"
 	"github.com/lxcri/lxcri/runtime"
 )
 
@@ -21,19 +22,10 @@ var fieldErr = runtime.FieldErrorf
 type CTSpec struct {
 	// Options are PVE create keys (hostname, memory, swap, cores, cpulimit, cpuunits).
 	Options map[string]any
-	// Env, Cwd and User (uid:gid) are the process's; it gets them, and its args, when it is
-	// attached to the CT. The CT's own init is lxcri-pause, so PVE's entrypoint and env
-	// keys would not reach the process; the environment stays out of the CT config, where
-	// everyone with VM.Audit on the CT could read it.
-	Env  []string
-	Cwd  string
-	User string
 	// Files are the pod's files CRI bind-mounts into every container (/etc/hosts,
 	// /etc/resolv.conf, /etc/hostname): their content is written into the CT's root
 	// before the task's process starts.
 	Files []PodFile
-	// OOMScoreAdj is the task's init's, set on it once it runs (PVE sets none).
-	OOMScoreAdj *int
 }
 
 const mib = 1 << 20
@@ -41,10 +33,11 @@ const mib = 1 << 20
 var hostnameRe = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?)*$`)
 
 // Translate maps an OCI spec onto PVE CT options. What PVE cannot honour is a FieldError
-// naming the field. containerd's and the CRI's boilerplate (default mounts, the deny-all
-// device rule, masked and read-only paths, capabilities, the nofile rlimit,
-// noNewPrivileges, seccomp) is accepted: a PVE CT is always an unprivileged CT whose own
-// equivalents (user namespace, PVE's AppArmor profile and capability drop list) apply.
+// naming the field. The process's capabilities, noNewPrivileges, rlimits and oomScoreAdj
+// apply to it as under runc (see translateProcess). containerd's and the CRI's other
+// boilerplate (default mounts, the deny-all device rule, masked and read-only paths,
+// seccomp) is accepted: a PVE CT is always an unprivileged CT whose own equivalents (user
+// namespace, PVE's AppArmor profile) apply.
 func Translate(s *specs.Spec) (*CTSpec, error) {
 	if s == nil || s.Process == nil {
 		return nil, fieldErr("process", "required")
@@ -56,7 +49,7 @@ func Translate(s *specs.Spec) (*CTSpec, error) {
 		}
 		ct.Options["hostname"] = s.Hostname
 	}
-	if err := translateProcess(s.Process, ct); err != nil {
+	if err := translateProcess(s.Process); err != nil {
 		return nil, err
 	}
 	if err := translateMounts(s.Mounts, ct); err != nil {
@@ -78,66 +71,26 @@ func Translate(s *specs.Spec) (*CTSpec, error) {
 	return ct, nil
 }
 
-func translateProcess(p *specs.Process, ct *CTSpec) error {
-	if len(p.Args) == 0 {
-		return fieldErr("process.args", "required")
-	}
-	if p.CommandLine != "" {
-		return fieldErr("process.commandLine", "is Windows-only")
-	}
-	for i, a := range p.Args {
-		if strings.ContainsRune(a, 0) {
-			return fieldErr(fmt.Sprintf("process.args[%d]", i), "holds a NUL byte")
-		}
-	}
-	for i, e := range p.Env {
-		if !strings.Contains(e, "=") || strings.HasPrefix(e, "=") {
-			return fieldErr(fmt.Sprintf("process.env[%d]", i), "want NAME=VALUE")
-		}
-		if strings.ContainsRune(e, 0) {
-			return fieldErr(fmt.Sprintf("process.env[%d]", i), "holds a NUL byte")
-		}
-	}
-	ct.Env = slices.Clone(p.Env)
-	if p.Cwd != "" {
-		if !strings.HasPrefix(p.Cwd, "/") || strings.ContainsAny(p.Cwd, "\n\x00") {
-			return fieldErr("process.cwd", "%q: want an absolute path", p.Cwd)
-		}
-		ct.Cwd = p.Cwd
-	}
-	ct.User = fmt.Sprintf("%d:%d", p.User.UID, p.User.GID)
-	if p.User.Username != "" {
-		return fieldErr("process.user.username", "is Windows-only")
-	}
-	// The umask and the supplementary groups are the attached process's own (lxcri-start
-	// sets them), not the CT's: they need no CT option.
+// translateProcess checks the task's init process. It needs no CT option: the CT's own
+// init is lxcri-pause, and the task's init is attached to the CT like any exec'ed process
+// (lxcri-start's exec mode, which sets its user, groups, umask, cwd, environment,
+// capabilities, no_new_privs, rlimits and oom_score_adj), so PVE's entrypoint and env keys
+// would not reach it, and the environment stays out of the CT config, where everyone with
+// VM.Audit on the CT could read it.
+func translateProcess(p *specs.Process) error {
 	if p.ConsoleSize != nil && !p.Terminal {
 		return fieldErr("process.consoleSize", "set without process.terminal")
 	}
-	for i, r := range p.Rlimits {
-		if r.Type != "RLIMIT_NOFILE" {
-			return fieldErr(fmt.Sprintf("process.rlimits[%d]", i), "%s: PVE sets no resource limits on a CT's init (lxc.prlimit is root@pam only)", r.Type)
-		}
+	if err := checkConfinement(p); err != nil {
+		return err
 	}
-	if p.OOMScoreAdj != nil {
-		// CRI sets one on every container (the sandbox's is -998). PVE sets none for a CT,
-		// but the task's init is the shim's child through LXC's attach: the backend sets
-		// it on that process, as runc sets it on its init.
-		if *p.OOMScoreAdj < -1000 || *p.OOMScoreAdj > 1000 {
-			return fieldErr("process.oomScoreAdj", "%d: want -1000 to 1000", *p.OOMScoreAdj)
-		}
-		v := *p.OOMScoreAdj
-		ct.OOMScoreAdj = &v
-	}
-	if p.IOPriority != nil {
-		return fieldErr("process.ioPriority", "PVE sets no I/O priority for a CT's init")
-	}
-	if p.Scheduler != nil {
-		return fieldErr("process.scheduler", "PVE sets no scheduling policy for a CT's init")
-	}
-	if p.ExecCPUAffinity != nil {
-		return fieldErr("process.execCPUAffinity", "PVE sets no CPU affinity for a CT's processes")
-	}
+	_, err := lxcstart.ExecSpec(p)
+	return err
+}
+
+// checkConfinement refuses a process's own AppArmor profile or SELinux label: every
+// process of a CT runs under PVE's AppArmor profile for it.
+func checkConfinement(p *specs.Process) error {
 	if p.SelinuxLabel != "" {
 		return fieldErr("process.selinuxLabel", "PVE confines CTs with its own AppArmor profile")
 	}
