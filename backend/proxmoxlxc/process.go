@@ -15,6 +15,7 @@ import (
 
 	"github.com/containerd/console"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -149,7 +150,27 @@ func (p *process) attach(ctx context.Context) (retErr error) {
 	case pid == 0:
 		return fmt.Errorf("%s: %s exited with status %d before the process ran: %w", what, lxcstart.Name, h.status(), errdefs.ErrUnknown)
 	}
+	if p.spec != nil && p.spec.OOMScoreAdj != nil {
+		p.setOOMScoreAdj(ctx, *p.spec.OOMScoreAdj)
+	}
 	return nil
+}
+
+// setOOMScoreAdj sets the attached process's OOM score adjustment from the host (it runs
+// its program already, so a child it forked before keeps the CT's value). Under the
+// process's lock and only while it holds a pidfd on the process, so the pid is still the
+// process's: one that exited meanwhile needs none.
+func (p *process) setOOMScoreAdj(ctx context.Context, adj int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pid := p.Pid()
+	if p.pidfd < 0 || pid <= 0 {
+		return
+	}
+	err := os.WriteFile("/proc/"+strconv.Itoa(pid)+"/oom_score_adj", []byte(strconv.Itoa(adj)), 0)
+	if err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ESRCH) {
+		log.G(ctx).WithError(err).WithField("pid", pid).Warn("proxmox-lxc: set the process's oom_score_adj (process.oomScoreAdj)")
+	}
 }
 
 // setPid records the attached process's pid and holds a pidfd on it, so a signal never
@@ -235,6 +256,10 @@ func (p *process) Kill(ctx context.Context, sig syscall.Signal) error {
 func execRecord(p, init *specs.Process, tty bool) ([]byte, error) {
 	q := *p
 	q.Terminal = tty
+	// The attached process cannot set its own oom_score_adj: after liblxc's attach it is
+	// not dumpable, so its /proc files belong to the host's root. The shim sets it from
+	// the host once the process runs (setOOMScoreAdj).
+	q.OOMScoreAdj = nil
 	if q.Capabilities == nil {
 		q.Capabilities = &specs.LinuxCapabilities{}
 		if init != nil && init.Capabilities != nil {

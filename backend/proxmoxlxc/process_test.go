@@ -81,7 +81,7 @@ func TestExecRecord(t *testing.T) {
 			tty: true,
 			want: join([][2]string{{"cwd", "/srv"}, {"uid", "1000"}, {"gid", "100"}, {"group", "27"}, {"group", "44"}, {"umask", "27"},
 				{"env", "A=1"}, {"env", "SECRET=x y"}, {"tty", "1"}, {"no-new-privs", "1"}}, killCaps,
-				[][2]string{{"rlimit", "7:512:1000"}, {"oom-score-adj", "500"}, {"arg", "sh"}, {"arg", "-c"}, {"arg", "echo 'a b'"}}),
+				[][2]string{{"rlimit", "7:512:1000"}, {"arg", "sh"}, {"arg", "-c"}, {"arg", "echo 'a b'"}}),
 		},
 		{
 			name: "the terminal is the IO's",
