@@ -2,6 +2,7 @@ package proxmoxvm
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -18,7 +19,9 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
+	"github.com/lxcri/lxcri/backend/proxmoxvm/launchspec"
 	"github.com/lxcri/lxcri/proxmox/pvesim"
 	"github.com/lxcri/lxcri/runtime"
 )
@@ -419,5 +422,78 @@ func TestVMRemoved(t *testing.T) {
 	}
 	if err := tk.c.Delete(ctx, false); err != nil {
 		t.Errorf("delete of a task whose VM is gone: %v", err)
+	}
+}
+
+// The launcher gives the process the spec's capabilities, no_new_privs and rlimits, not
+// the guest root's: containerd's default spec leaves a process running as root with its
+// default capability set only. Read from the guest's /proc, since the image's root has
+// none mounted.
+func TestProcessPrivileges(t *testing.T) {
+	ctx := context.Background()
+	e, err := newTestEnv(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := defaultSpec(t, oci.WithProcessArgs("sleep", "600"))
+	spec.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 4321, Soft: 321}}
+	defMask, err := launchspec.Mask(spec.Process.Capabilities.Bounding)
+	if err != nil || defMask == 0 || !spec.Process.NoNewPrivileges {
+		t.Fatalf("containerd's default spec: capabilities %v (%v), noNewPrivileges %v", spec.Process.Capabilities, err, spec.Process.NoNewPrivileges)
+	}
+	tk, err := e.create(t, "c1", spec, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tk.c.Delete(ctx, true) })
+	if err := tk.c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// an exec as another user keeps only what its ambient set carries over
+	exec := *spec.Process
+	exec.NoNewPrivileges = false
+	exec.User = specs.User{UID: 1000, GID: 1000}
+	kill := []string{"CAP_KILL"}
+	exec.Capabilities = &specs.LinuxCapabilities{Bounding: []string{"CAP_KILL", "CAP_CHOWN"},
+		Effective: kill, Permitted: kill, Inheritable: kill, Ambient: kill}
+	exec.Rlimits = nil
+	p, err := tk.c.Exec(ctx, &runtime.ExecRequest{ID: "e1", Spec: &exec, IO: tk.req.IO})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	g := tk.c.(*container).init.gst()
+	status := func(pid int) map[string]string {
+		st, err := g.check(ctx, nil, "cat", fmt.Sprintf("/proc/%d/status", pid), fmt.Sprintf("/proc/%d/limits", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, l := range strings.Split(string(st.Out), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok {
+				m[k] = strings.TrimSpace(v)
+			} else if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(l, "Max open files") {
+				m["nofile"] = f[3] + " " + f[4]
+			}
+		}
+		return m
+	}
+	want := fmt.Sprintf("%016x", defMask)
+	init := status(tk.c.Init().Pid())
+	for k, v := range map[string]string{"CapEff": want, "CapPrm": want, "CapBnd": want, "CapInh": "0000000000000000",
+		"CapAmb": "0000000000000000", "NoNewPrivs": "1", "nofile": "321 4321", "Uid": "0\t0\t0\t0"} {
+		if init[k] != v {
+			t.Errorf("init %s = %q, want %q", k, init[k], v)
+		}
+	}
+	ex := status(p.Pid())
+	killMask := fmt.Sprintf("%016x", 1<<unix.CAP_KILL)
+	for k, v := range map[string]string{"CapEff": killMask, "CapPrm": killMask, "CapAmb": killMask,
+		"CapBnd": fmt.Sprintf("%016x", 1<<unix.CAP_KILL|1<<unix.CAP_CHOWN), "NoNewPrivs": "0", "Uid": "1000\t1000\t1000\t1000"} {
+		if ex[k] != v {
+			t.Errorf("exec %s = %q, want %q", k, ex[k], v)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/lxcri/lxcri/backend/proxmoxvm/launchspec"
 	"github.com/lxcri/lxcri/runtime"
 )
 
@@ -32,6 +33,11 @@ type ProcessSpec struct {
 	GID    uint32   `json:"gid"`
 	Groups []uint32 `json:"groups,omitempty"`
 	Root   string   `json:"root"`
+	// Capabilities, NoNewPrivileges and Rlimits are applied by the launcher just before
+	// it executes the process, as runc does; a nil Capabilities grants none.
+	Capabilities    *launchspec.CapSets `json:"capabilities,omitempty"`
+	NoNewPrivileges bool                `json:"noNewPrivileges,omitempty"`
+	Rlimits         []launchspec.Rlimit `json:"rlimits,omitempty"`
 }
 
 const mib = 1 << 20
@@ -39,10 +45,10 @@ const mib = 1 << 20
 var dnsNameRe = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?)*$`)
 
 // Translate maps an OCI spec onto a VM's options and the launcher's process. What a VM
-// cannot honour is a FieldError naming the field. containerd's and the CRI's boilerplate
-// (default mounts, masked and read-only paths, capabilities, the nofile rlimit,
-// noNewPrivileges, seccomp, the deny-all device rule) is accepted: the VM boundary is the
-// isolation, and the process runs as the spec's user inside it.
+// cannot honour is a FieldError naming the field. The process's user, capabilities,
+// noNewPrivileges and rlimits are applied in the guest by the launcher. containerd's and
+// the CRI's other boilerplate (default mounts, masked and read-only paths, seccomp, the
+// deny-all device rule) is accepted: the VM boundary is the isolation there.
 func Translate(s *specs.Spec) (*VMSpec, error) {
 	if s == nil || s.Process == nil {
 		return nil, fieldErr("process", "required")
@@ -119,10 +125,19 @@ func translateProcess(p *specs.Process, init bool) (*ProcessSpec, error) {
 	if p.User.Umask != nil {
 		return nil, fieldErr("process.user.umask", "the launcher sets no umask")
 	}
+	var rlimits []launchspec.Rlimit
 	for i, r := range p.Rlimits {
-		if r.Type != "RLIMIT_NOFILE" {
-			return nil, fieldErr(fmt.Sprintf("process.rlimits[%d]", i), "%s: the launcher sets no resource limits in the guest", r.Type)
+		if _, ok := launchspec.Rlimits[r.Type]; !ok {
+			return nil, fieldErr(fmt.Sprintf("process.rlimits[%d].type", i), "%q is not a Linux rlimit", r.Type)
 		}
+		if r.Soft > r.Hard {
+			return nil, fieldErr(fmt.Sprintf("process.rlimits[%d].soft", i), "%d is above the hard limit %d", r.Soft, r.Hard)
+		}
+		rlimits = append(rlimits, launchspec.Rlimit{Type: r.Type, Hard: r.Hard, Soft: r.Soft})
+	}
+	caps, err := translateCapabilities(p.Capabilities)
+	if err != nil {
+		return nil, err
 	}
 	if p.OOMScoreAdj != nil && init {
 		return nil, fieldErr("process.oomScoreAdj", "the launcher sets no OOM score in the guest")
@@ -145,8 +160,33 @@ func translateProcess(p *specs.Process, init bool) (*ProcessSpec, error) {
 	return &ProcessSpec{
 		Args: slices.Clone(p.Args), Env: slices.Clone(p.Env), Cwd: cwd,
 		UID: p.User.UID, GID: p.User.GID, Groups: slices.Clone(p.User.AdditionalGids),
-		Root: guestRootfs,
+		Root:         guestRootfs,
+		Capabilities: caps, NoNewPrivileges: p.NoNewPrivileges, Rlimits: rlimits,
 	}, nil
+}
+
+// translateCapabilities checks every name of the five sets; the launcher gets them by
+// name and maps them with the same table.
+func translateCapabilities(c *specs.LinuxCapabilities) (*launchspec.CapSets, error) {
+	if c == nil {
+		return nil, nil
+	}
+	cs := &launchspec.CapSets{
+		Bounding: slices.Clone(c.Bounding), Effective: slices.Clone(c.Effective),
+		Inheritable: slices.Clone(c.Inheritable), Permitted: slices.Clone(c.Permitted),
+		Ambient: slices.Clone(c.Ambient),
+	}
+	for _, set := range []struct {
+		field string
+		names []string
+	}{{"bounding", cs.Bounding}, {"effective", cs.Effective}, {"inheritable", cs.Inheritable}, {"permitted", cs.Permitted}, {"ambient", cs.Ambient}} {
+		for i, n := range set.names {
+			if _, ok := launchspec.Capabilities[n]; !ok {
+				return nil, fieldErr(fmt.Sprintf("process.capabilities.%s[%d]", set.field, i), "%q is not a Linux capability", n)
+			}
+		}
+	}
+	return cs, nil
 }
 
 func translateLinux(l *specs.Linux, vs *VMSpec) error {

@@ -2,6 +2,7 @@ package proxmoxvm
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -32,6 +33,13 @@ func TestTranslateMapsTheSpec(t *testing.T) {
 		}
 	}
 	p := vs.Process
+	def := s.Process.Capabilities
+	if c := p.Capabilities; c == nil || !slices.Equal(c.Bounding, def.Bounding) || !slices.Equal(c.Effective, def.Effective) || !slices.Equal(c.Permitted, def.Permitted) || len(def.Bounding) == 0 {
+		t.Errorf("capabilities %+v, want the spec's %+v", p.Capabilities, def)
+	}
+	if !p.NoNewPrivileges || len(p.Rlimits) != 1 || p.Rlimits[0].Type != "RLIMIT_NOFILE" || p.Rlimits[0].Hard != s.Process.Rlimits[0].Hard {
+		t.Errorf("noNewPrivileges %v, rlimits %+v, want the spec's %v", p.NoNewPrivileges, p.Rlimits, s.Process.Rlimits)
+	}
 	if strings.Join(p.Args, " ") != "/bin/app -x" || p.Cwd != "/srv" || p.UID != 1000 || p.GID != 1001 || p.Root != guestRootfs || !strings.Contains(strings.Join(p.Env, " "), "A=1") {
 		t.Errorf("process %+v", p)
 	}
@@ -47,9 +55,16 @@ func TestTranslateRefuses(t *testing.T) {
 		{"process.args", func(s *specs.Spec) { s.Process.Args = nil }},
 		{"process.env[0]", func(s *specs.Spec) { s.Process.Env = []string{"NOEQUALS"} }},
 		{"process.cwd", func(s *specs.Spec) { s.Process.Cwd = "relative" }},
-		{"process.rlimits[0]", func(s *specs.Spec) {
-			s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_CORE", Hard: 1, Soft: 1}}
+		{"process.rlimits[1].type", func(s *specs.Spec) {
+			s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_CORE", Hard: 1, Soft: 1}, {Type: "RLIMIT_BOGUS", Hard: 1, Soft: 1}}
 		}},
+		{"process.rlimits[0].soft", func(s *specs.Spec) {
+			s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1, Soft: 2}}
+		}},
+		{"process.capabilities.bounding[1]", func(s *specs.Spec) {
+			s.Process.Capabilities.Bounding = []string{"CAP_CHOWN", "CAP_NOPE"}
+		}},
+		{"process.capabilities.ambient[0]", func(s *specs.Spec) { s.Process.Capabilities.Ambient = []string{"chown"} }},
 		{"process.apparmorProfile", func(s *specs.Spec) { s.Process.ApparmorProfile = "x" }},
 		{"hostname", func(s *specs.Spec) { s.Hostname = "bad_name" }},
 		{"mounts[0]", func(s *specs.Spec) {

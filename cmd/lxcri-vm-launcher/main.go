@@ -4,7 +4,8 @@
 // through the agent, carries the rest:
 //
 //	start DIR            start the process DIR/config.json describes (chrooted into its
-//	                     root, with its env, cwd, uid/gid), detached; print its pid
+//	                     root, with its env, cwd, uid/gid, capabilities, rlimits and
+//	                     no_new_privs), detached; print its pid
 //	poll DIR OUT ERR MAX write DIR/out from offset OUT to stdout and DIR/err from ERR to
 //	                     stderr (at most MAX bytes each); exit 0 while the process runs,
 //	                     3 once it has exited
@@ -30,6 +31,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/lxcri/lxcri/backend/proxmoxvm/launchspec"
 )
 
 // Config is DIR/config.json, written by the backend.
@@ -42,9 +45,19 @@ type Config struct {
 	Groups []uint32 `json:"groups,omitempty"`
 	// Root is the directory the process is chrooted into.
 	Root string `json:"root"`
+	// Capabilities are the process's five sets; nil grants none.
+	Capabilities    *launchspec.CapSets `json:"capabilities,omitempty"`
+	NoNewPrivileges bool                `json:"noNewPrivileges,omitempty"`
+	Rlimits         []launchspec.Rlimit `json:"rlimits,omitempty"`
 }
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "init" {
+		// the supervisor learns the error through the report pipe; the process's stderr
+		// is left to the process
+		initProcess(os.Args[2])
+		os.Exit(127)
+	}
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "lxcri-vm-launcher:", err)
 		os.Exit(1)
@@ -154,18 +167,17 @@ func runProcess(dir string) (retErr error) {
 		writeAtomic(filepath.Join(dir, "status"), []byte("error: "+err.Error()+"\n"))
 		return err
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	cfg, err := readConfig(dir)
 	if err != nil {
 		return fail(err)
 	}
-	var cfg Config
-	if err := json.Unmarshal(b, &cfg); err != nil {
+	if _, err := privilegesOf(cfg); err != nil {
 		return fail(err)
 	}
-	if len(cfg.Args) == 0 {
-		return fail(errors.New("no args"))
+	if _, err := lookPath(cfg.Root, cfg.Args[0], cfg.Env); err != nil {
+		return fail(err)
 	}
-	prog, err := lookPath(cfg.Root, cfg.Args[0], cfg.Env)
+	self, err := os.Executable()
 	if err != nil {
 		return fail(err)
 	}
@@ -177,21 +189,32 @@ func runProcess(dir string) (retErr error) {
 	if err != nil {
 		return fail(err)
 	}
-	cmd := &exec.Cmd{Path: prog, Args: cfg.Args, Env: cfg.Env, Dir: cfg.Cwd, Stdout: out, Stderr: errf}
-	if cmd.Dir == "" {
-		cmd.Dir = "/"
+	// the init step becomes the process (see initProcess); it reports a failure before
+	// its exec on the pipe, which the exec closes
+	report, reportW, err := os.Pipe()
+	if err != nil {
+		return fail(err)
 	}
+	defer report.Close()
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fail(err)
+	}
+	cmd := &exec.Cmd{Path: self, Args: []string{self, "init", abs}, Env: []string{}, Dir: "/",
+		Stdout: out, Stderr: errf, ExtraFiles: []*os.File{reportW}}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return fail(err)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Chroot:     cfg.Root,
-		Setpgid:    true,
-		Credential: &syscall.Credential{Uid: cfg.UID, Gid: cfg.GID, Groups: cfg.Groups},
-	}
-	if err := cmd.Start(); err != nil {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	err = cmd.Start()
+	reportW.Close()
+	if err != nil {
 		return fail(err)
+	}
+	if msg, _ := io.ReadAll(report); len(msg) > 0 {
+		cmd.Wait()
+		return fail(errors.New(string(msg)))
 	}
 	if err := writeAtomic(filepath.Join(dir, "pid"), []byte(strconv.Itoa(cmd.Process.Pid)+"\n")); err != nil {
 		cmd.Process.Kill()
@@ -212,6 +235,21 @@ func runProcess(dir string) (retErr error) {
 		status = "error: " + werr.Error()
 	}
 	return writeAtomic(filepath.Join(dir, "status"), []byte(status+"\n"))
+}
+
+func readConfig(dir string) (*Config, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	var cfg Config
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return nil, err
+	}
+	if len(cfg.Args) == 0 {
+		return nil, errors.New("no args")
+	}
+	return &cfg, nil
 }
 
 // feedStdin copies what the backend appends to DIR/stdin into the process, until
