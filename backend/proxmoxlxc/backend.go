@@ -25,6 +25,7 @@ import (
 
 	"github.com/lxcri/lxcri/backend/lxcstart"
 	"github.com/lxcri/lxcri/proxmox"
+	"github.com/lxcri/lxcri/proxmox/taskguest"
 	"github.com/lxcri/lxcri/runtime"
 )
 
@@ -105,7 +106,7 @@ func (b *backend) Create(ctx context.Context, req *runtime.CreateRequest) (_ run
 	if err != nil {
 		return nil, err
 	}
-	tag := idTag(req.Namespace, req.ID)
+	tag := taskguest.IDTag(req.Namespace, req.ID)
 	if ids, err := findCT(ctx, b.api, tag); err != nil {
 		return nil, err
 	} else if len(ids) > 0 {
@@ -125,8 +126,8 @@ func (b *backend) Create(ctx context.Context, req *runtime.CreateRequest) (_ run
 		"ostemplate":   volid,
 		"rootfs":       fmt.Sprintf("%s:%d", b.api.Storage(), rootSize),
 		"unprivileged": true,
-		"tags":         ownerTag + ";" + tag,
-		"description":  description(req.Namespace, req.ID),
+		"tags":         taskguest.OwnerTag + ";" + tag,
+		"description":  kind.Description(req.Namespace, req.ID),
 	}
 	for k, v := range ct.Options {
 		opts[k] = v
@@ -140,7 +141,7 @@ func (b *backend) Create(ctx context.Context, req *runtime.CreateRequest) (_ run
 			if err := b.api.DeleteCT(context.WithoutCancel(ctx), vmid, true); err != nil {
 				log.G(ctx).WithError(err).WithField("vmid", vmid).Error("proxmox-lxc: remove the CT of a failed create")
 			} else {
-				removeRecord(req.Bundle)
+				kind.RemoveRecord(req.Bundle)
 			}
 		}
 	}()
@@ -157,7 +158,7 @@ func (b *backend) createCT(ctx context.Context, bundle, tag string, create func(
 		if err != nil {
 			return 0, err
 		}
-		if err := writeRecord(bundle, record{Node: b.api.Node(), VMID: vmid, Tag: tag}); err != nil {
+		if err := kind.WriteRecord(bundle, taskguest.Record{Node: b.api.Node(), VMID: vmid, Tag: tag}); err != nil {
 			return 0, fmt.Errorf("%s: record the VMID: %w", Name, err)
 		}
 		err = create(vmid)
@@ -168,11 +169,11 @@ func (b *backend) createCT(ctx context.Context, bundle, tag string, create func(
 		if !errdefs.IsAlreadyExists(err) {
 			// A failed create task may leave a half-made CT: it is ours by its tag.
 			b.removeTagged(context.WithoutCancel(ctx), vmid, tag)
-			removeRecord(bundle)
+			kind.RemoveRecord(bundle)
 			return 0, err
 		}
 	}
-	removeRecord(bundle)
+	kind.RemoveRecord(bundle)
 	return 0, fmt.Errorf("%s: no free VMID after %d attempts: %w", Name, maxCreateAttempts, last)
 }
 
@@ -288,9 +289,9 @@ func (b *backend) templateLock(name string) *sync.Mutex {
 // still carries the task's tag (a VMID may have been reused since), and any other CT with
 // the tag.
 func (b *backend) Cleanup(ctx context.Context, req *runtime.CleanupRequest) error {
-	tag := idTag(req.Namespace, req.ID)
+	tag := taskguest.IDTag(req.Namespace, req.ID)
 	var errs []error
-	if r, err := readRecord(req.Bundle); err == nil && r.VMID > 0 {
+	if r, err := kind.ReadRecord(req.Bundle); err == nil && r.VMID > 0 {
 		if ok, err := hasTag(ctx, b.api, r.VMID, tag); err != nil {
 			errs = append(errs, err)
 		} else if ok {
@@ -311,7 +312,7 @@ func (b *backend) Cleanup(ctx context.Context, req *runtime.CleanupRequest) erro
 		}
 	}
 	if len(errs) == 0 {
-		removeRecord(req.Bundle)
+		kind.RemoveRecord(req.Bundle)
 	}
 	return errors.Join(errs...)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/lxcri/lxcri/proxmox/pvesim"
+	"github.com/lxcri/lxcri/proxmox/taskguest"
 	"github.com/lxcri/lxcri/runtime"
 )
 
@@ -70,7 +71,7 @@ func (e *testEnv) create(t *testing.T, id string) (runtime.Container, *runtime.C
 
 func (e *testEnv) cts(t *testing.T) []int {
 	t.Helper()
-	ids, err := findCT(context.Background(), e.b.api, ownerTag)
+	ids, err := findCT(context.Background(), e.b.api, taskguest.OwnerTag)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,8 +90,8 @@ func TestCreateDeleteCleanup(t *testing.T) {
 	if len(ids) != 1 {
 		t.Fatalf("CTs %v after one create", ids)
 	}
-	r, err := readRecord(req.Bundle)
-	if err != nil || r.VMID != ids[0] || r.Tag != idTag("test", "c1") {
+	r, err := kind.ReadRecord(req.Bundle)
+	if err != nil || r.VMID != ids[0] || r.Tag != taskguest.IDTag("test", "c1") {
 		t.Fatalf("record %+v %v, CT %d", r, err, ids[0])
 	}
 	// A second task of the same name is refused while its CT exists.
@@ -109,7 +110,7 @@ func TestCreateDeleteCleanup(t *testing.T) {
 	default:
 		t.Fatal("the init of a deleted, never started container is not done")
 	}
-	if _, err := readRecord(req.Bundle); !os.IsNotExist(err) {
+	if _, err := kind.ReadRecord(req.Bundle); !os.IsNotExist(err) {
 		t.Fatalf("record after delete: %v", err)
 	}
 
@@ -120,7 +121,7 @@ func TestCreateDeleteCleanup(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !withRecord {
-			removeRecord(req.Bundle)
+			kind.RemoveRecord(req.Bundle)
 		}
 		if err := e.b.Cleanup(ctx, &runtime.CleanupRequest{ID: "c2", Namespace: "test", Bundle: req.Bundle}); err != nil {
 			t.Fatalf("cleanup (record %v): %v", withRecord, err)
@@ -148,7 +149,7 @@ func TestFailedCreateLeavesNoCT(t *testing.T) {
 	if ids := e.cts(t); len(ids) != 0 {
 		t.Fatalf("CTs %v after a failed create", ids)
 	}
-	if _, err := readRecord(req.Bundle); !os.IsNotExist(err) {
+	if _, err := kind.ReadRecord(req.Bundle); !os.IsNotExist(err) {
 		t.Fatalf("record after a failed create: %v", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/lxcri/lxcri/proxmox/taskguest"
 	"github.com/lxcri/lxcri/runtime"
 	"github.com/lxcri/lxcri/runtime/cgroups"
 )
@@ -36,7 +37,7 @@ type container struct {
 }
 
 func newContainer(b *backend, req *runtime.CreateRequest, vmid int, ct *CTSpec) *container {
-	c := &container{b: b, id: req.ID, ns: req.Namespace, bundle: req.Bundle, vmid: vmid, tag: idTag(req.Namespace, req.ID), exits: req.Exits, files: ct.Files}
+	c := &container{b: b, id: req.ID, ns: req.Namespace, bundle: req.Bundle, vmid: vmid, tag: taskguest.IDTag(req.Namespace, req.ID), exits: req.Exits, files: ct.Files}
 	c.init = newProcess(c, req.ID, req.IO, req.Spec.Process, true)
 	return c
 }
@@ -182,7 +183,7 @@ func (c *container) Delete(ctx context.Context, force bool) error {
 	if err := c.b.api.DeleteCT(ctx, c.vmid, true); err != nil {
 		return err
 	}
-	removeRecord(c.bundle)
+	kind.RemoveRecord(c.bundle)
 	// An init that never ran (a created task deleted, or one whose start failed) ends here:
 	// the shim publishes its exit and waits for it before TaskDelete.
 	if c.init.Pid() == 0 {

@@ -2,101 +2,20 @@ package proxmoxlxc
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"fmt"
-	"os"
-	"path/filepath"
-	"slices"
-
-	"github.com/containerd/errdefs"
 
 	"github.com/lxcri/lxcri/proxmox"
+	"github.com/lxcri/lxcri/proxmox/taskguest"
 )
 
-// Every CT the backend makes carries two PVE tags: ownerTag, so an operator sees which CTs
-// are lxcri's, and idTag(namespace, id), by which the CT of a containerd task is found
-// from the task's name alone (after a shim crash, or a reboot that lost /run). PVE tags
-// are lower-case and short, so the name is hashed; the CT's description holds it in full.
-const ownerTag = "lxcri"
-
-func idTag(namespace, id string) string {
-	sum := sha256.Sum256([]byte(namespace + "\x00" + id))
-	return "lxcri-" + hex.EncodeToString(sum[:10])
-}
-
-func description(namespace, id string) string {
-	return fmt.Sprintf("containerd task %s in namespace %s, run by lxcri (proxmox-lxc); deleting the task destroys this CT", id, namespace)
-}
-
-// recordFile, in the bundle, persists the task's VMID: written before the CT is created,
-// so a crash at any point leaves the VMID where `shim delete` looks first.
-const recordFile = "lxcri-proxmox.json"
-
-type record struct {
-	Node string `json:"node"`
-	VMID int    `json:"vmid"`
-	Tag  string `json:"tag"`
-}
-
-func writeRecord(bundle string, r record) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(bundle, recordFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(bundle, recordFile))
-}
-
-func readRecord(bundle string) (*record, error) {
-	b, err := os.ReadFile(filepath.Join(bundle, recordFile))
-	if err != nil {
-		return nil, err
-	}
-	var r record
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("%s: %w", recordFile, err)
-	}
-	return &r, nil
-}
-
-func removeRecord(bundle string) {
-	os.Remove(filepath.Join(bundle, recordFile))
-}
+// kind names the backend's CTs; its record file name is the one bundles already hold.
+var kind = taskguest.Kind{Backend: "proxmox-lxc", Noun: "CT", RecordFile: "lxcri-proxmox.json"}
 
 // findCT returns the VMIDs of the node's CTs tagged tag.
 func findCT(ctx context.Context, api *proxmox.Client, tag string) ([]int, error) {
-	cts, err := api.CTs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var ids []int
-	for _, ct := range cts {
-		if slices.Contains(ct.TagList(), tag) {
-			ids = append(ids, int(ct.VMID))
-		}
-	}
-	return ids, nil
+	return taskguest.Find(ctx, api.CTs, tag, func(ct *proxmox.CT) (int, []string) { return int(ct.VMID), ct.TagList() })
 }
 
 // hasTag reads whether CT vmid carries tag; a missing CT does not.
 func hasTag(ctx context.Context, api *proxmox.Client, vmid int, tag string) (bool, error) {
-	cfg, err := api.CTConfig(ctx, vmid)
-	if err != nil {
-		if errdefs.IsNotFound(err) {
-			return false, nil
-		}
-		return false, err
-	}
-	tags, _ := cfg["tags"].(string)
-	return slices.Contains(splitTags(tags), tag), nil
-}
-
-func splitTags(s string) []string {
-	ct := proxmox.CT{Tags: s}
-	return ct.TagList()
+	return taskguest.HasTag(ctx, api.CTConfig, vmid, tag)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/containerd/log"
 
 	"github.com/lxcri/lxcri/proxmox"
+	"github.com/lxcri/lxcri/proxmox/taskguest"
 	"github.com/lxcri/lxcri/runtime"
 )
 
@@ -61,12 +62,12 @@ func (b *backend) restore(ctx context.Context, req *runtime.CreateRequest, ct *C
 			if err := b.api.DeleteCT(context.WithoutCancel(ctx), vmid, true); err != nil {
 				log.G(ctx).WithError(err).WithField("vmid", vmid).Error("proxmox-lxc: remove the CT of a failed restore")
 			} else {
-				removeRecord(req.Bundle)
+				kind.RemoveRecord(req.Bundle)
 			}
 		}
 	}()
 	// The clone carries the source's tags, description and resources: make it this task's.
-	set := map[string]any{"tags": ownerTag + ";" + tag, "description": description(req.Namespace, req.ID)}
+	set := map[string]any{"tags": taskguest.OwnerTag + ";" + tag, "description": kind.Description(req.Namespace, req.ID)}
 	for k, v := range ct.Options {
 		set[k] = v
 	}
@@ -79,7 +80,7 @@ func (b *backend) restore(ctx context.Context, req *runtime.CreateRequest, ct *C
 
 // CloneOptionsFor is the clone of a checkpoint's snapshot for a task.
 func CloneOptionsFor(req *runtime.CreateRequest, ct *CTSpec, snapshot string) proxmox.CloneOptions {
-	o := proxmox.CloneOptions{Snapshot: snapshot, Description: description(req.Namespace, req.ID)}
+	o := proxmox.CloneOptions{Snapshot: snapshot, Description: kind.Description(req.Namespace, req.ID)}
 	if h, ok := ct.Options["hostname"].(string); ok {
 		o.Hostname = h
 	}

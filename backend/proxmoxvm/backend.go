@@ -21,6 +21,7 @@ import (
 	"github.com/containerd/log"
 
 	"github.com/lxcri/lxcri/proxmox"
+	"github.com/lxcri/lxcri/proxmox/taskguest"
 	"github.com/lxcri/lxcri/runtime"
 )
 
@@ -122,7 +123,7 @@ func (b *backend) Create(ctx context.Context, req *runtime.CreateRequest) (_ run
 	if err != nil {
 		return nil, err
 	}
-	tag := idTag(req.Namespace, req.ID)
+	tag := taskguest.IDTag(req.Namespace, req.ID)
 	if ids, err := findVMs(ctx, b.api, tag); err != nil {
 		return nil, err
 	} else if len(ids) > 0 {
@@ -144,10 +145,10 @@ func (b *backend) Create(ctx context.Context, req *runtime.CreateRequest) (_ run
 	defer func() {
 		if retErr != nil {
 			b.destroy(context.WithoutCancel(ctx), vmid)
-			removeRecord(req.Bundle)
+			kind.RemoveRecord(req.Bundle)
 		}
 	}()
-	opts := map[string]any{"tags": ownerTag + ";" + tag, "description": description(req.Namespace, req.ID)}
+	opts := map[string]any{"tags": taskguest.OwnerTag + ";" + tag, "description": kind.Description(req.Namespace, req.ID)}
 	if b.cfg.memory > 0 {
 		opts["memory"] = b.cfg.memory
 	}
@@ -191,7 +192,7 @@ func (b *backend) clone(ctx context.Context, bundle, tag string) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if err := writeRecord(bundle, record{Node: b.api.Node(), VMID: vmid, Tag: tag}); err != nil {
+		if err := kind.WriteRecord(bundle, taskguest.Record{Node: b.api.Node(), VMID: vmid, Tag: tag}); err != nil {
 			return 0, err
 		}
 		err = b.api.CloneVM(ctx, b.cfg.template, vmid, proxmox.VMCloneOptions{Full: b.cfg.full})
@@ -201,12 +202,12 @@ func (b *backend) clone(ctx context.Context, bundle, tag string) (int, error) {
 		if !errdefs.IsAlreadyExists(err) {
 			// a clone task that failed may have left the VM half made
 			b.destroy(context.WithoutCancel(ctx), vmid)
-			removeRecord(bundle)
+			kind.RemoveRecord(bundle)
 			return 0, err
 		}
 		last = err
 	}
-	removeRecord(bundle)
+	kind.RemoveRecord(bundle)
 	return 0, last
 }
 
@@ -234,7 +235,7 @@ func (b *backend) restore(ctx context.Context, req *runtime.CreateRequest, vs *V
 	if ref.Node != b.api.Node() {
 		return nil, fmt.Errorf("%s: the checkpoint is of node %s, this is %s: %w", Name, ref.Node, b.api.Node(), errdefs.ErrFailedPrecondition)
 	}
-	if err := writeRecord(req.Bundle, record{Node: ref.Node, VMID: ref.VMID, Tag: tag}); err != nil {
+	if err := kind.WriteRecord(req.Bundle, taskguest.Record{Node: ref.Node, VMID: ref.VMID, Tag: tag}); err != nil {
 		return nil, err
 	}
 	if err := b.api.StopVM(ctx, ref.VMID); err != nil {
@@ -243,7 +244,7 @@ func (b *backend) restore(ctx context.Context, req *runtime.CreateRequest, vs *V
 	if err := b.api.RollbackVMSnapshot(ctx, ref.VMID, ref.Snapshot, false); err != nil {
 		return nil, err
 	}
-	if err := b.api.SetVMConfig(ctx, ref.VMID, map[string]any{"tags": ownerTag + ";" + tag, "description": description(req.Namespace, req.ID)}); err != nil {
+	if err := b.api.SetVMConfig(ctx, ref.VMID, map[string]any{"tags": taskguest.OwnerTag + ";" + tag, "description": kind.Description(req.Namespace, req.ID)}); err != nil {
 		return nil, err
 	}
 	if err := b.api.WaitAgent(ctx, ref.VMID, b.cfg.agentTimeout); err != nil {
@@ -259,9 +260,9 @@ func (b *backend) restore(ctx context.Context, req *runtime.CreateRequest, vs *V
 // Cleanup removes the VM of a task whose shim died: the one the bundle records (if it
 // carries the task's tag) and any other with the tag.
 func (b *backend) Cleanup(ctx context.Context, req *runtime.CleanupRequest) error {
-	tag := idTag(req.Namespace, req.ID)
+	tag := taskguest.IDTag(req.Namespace, req.ID)
 	var errs []error
-	if r, err := readRecord(req.Bundle); err == nil && r.VMID > 0 {
+	if r, err := kind.ReadRecord(req.Bundle); err == nil && r.VMID > 0 {
 		if ok, err := hasTag(ctx, b.api, r.VMID, tag); err != nil {
 			errs = append(errs, err)
 		} else if ok {
@@ -281,7 +282,7 @@ func (b *backend) Cleanup(ctx context.Context, req *runtime.CleanupRequest) erro
 		}
 	}
 	if len(errs) == 0 {
-		removeRecord(req.Bundle)
+		kind.RemoveRecord(req.Bundle)
 	}
 	return errors.Join(errs...)
 }

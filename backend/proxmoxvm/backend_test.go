@@ -23,6 +23,7 @@ import (
 
 	"github.com/lxcri/lxcri/backend/proxmoxvm/launchspec"
 	"github.com/lxcri/lxcri/proxmox/pvesim"
+	"github.com/lxcri/lxcri/proxmox/taskguest"
 	"github.com/lxcri/lxcri/runtime"
 )
 
@@ -145,7 +146,7 @@ func (e *testEnv) create(t *testing.T, id string, spec *specs.Spec, checkpoint s
 
 func (e *testEnv) vms(t *testing.T) []int {
 	t.Helper()
-	ids, err := findVMs(context.Background(), e.b.api, ownerTag)
+	ids, err := findVMs(context.Background(), e.b.api, taskguest.OwnerTag)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +392,7 @@ func TestAgentNeverAnswers(t *testing.T) {
 	if ids := e.vms(t); len(ids) != 0 {
 		t.Errorf("VMs %v left by a failed create", ids)
 	}
-	if _, err := readRecord(tk.req.Bundle); !os.IsNotExist(err) {
+	if _, err := kind.ReadRecord(tk.req.Bundle); !os.IsNotExist(err) {
 		t.Errorf("record after a failed create: %v", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/lxcri/lxcri/proxmox/taskguest"
 	"github.com/lxcri/lxcri/runtime"
 )
 
@@ -210,13 +211,13 @@ func (c *container) Delete(ctx context.Context, force bool) error {
 	keep := len(c.checkpoints) > 0
 	c.mu.Unlock()
 	if keep {
-		if err := c.b.api.SetVMConfig(ctx, c.vmid, map[string]any{"tags": ownerTag + ";" + keptTag}); err != nil && !errdefs.IsNotFound(err) {
+		if err := c.b.api.SetVMConfig(ctx, c.vmid, map[string]any{"tags": taskguest.OwnerTag + ";" + keptTag}); err != nil && !errdefs.IsNotFound(err) {
 			return err
 		}
 	} else if err := c.b.api.DeleteVM(ctx, c.vmid); err != nil {
 		return err
 	}
-	removeRecord(c.bundle)
+	kind.RemoveRecord(c.bundle)
 	if c.init.Pid() == 0 {
 		c.init.SetExited(128 + int(syscall.SIGKILL))
 	}

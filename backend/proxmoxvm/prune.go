@@ -11,6 +11,7 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/lxcri/lxcri/proxmox"
+	"github.com/lxcri/lxcri/proxmox/taskguest"
 )
 
 // CheckpointFile is the file, in a checkpoint's directory (and so in the checkpoint image's
@@ -60,7 +61,7 @@ func Prune(ctx context.Context, api *proxmox.Client, checkpoints [][]byte, opts 
 	res := &PruneResult{}
 	for _, v := range vms {
 		tags := v.TagList()
-		if bool(v.Template) || !slices.Contains(tags, ownerTag) || !slices.Contains(tags, keptTag) {
+		if bool(v.Template) || !slices.Contains(tags, taskguest.OwnerTag) || !slices.Contains(tags, keptTag) {
 			continue
 		}
 		id := int(v.VMID)
