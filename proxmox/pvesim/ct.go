@@ -70,6 +70,15 @@ func confDigest(conf map[string]string, lxc [][2]string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// nodeCT is the CT a request under /nodes/{node}/lxc/{vmid} names, after checking the
+// node as PVE does first.
+func (s *Server) nodeCT(r *request) (*ct, error) {
+	if err := s.checkNode(r); err != nil {
+		return nil, err
+	}
+	return s.lookupCT(r)
+}
+
 // lookupCT finds a CT; a missing one is PVE's 500 about its config file.
 func (s *Server) lookupCT(r *request) (*ct, error) {
 	vmid := r.intOr("vmid", 0)

@@ -436,10 +436,7 @@ func (s *Server) lxcDirIndex(r *request) (any, error) {
 }
 
 func (s *Server) lxcConfigGet(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	c, err := s.lookupCT(r)
+	c, err := s.nodeCT(r)
 	if err != nil {
 		return nil, err
 	}
@@ -470,10 +467,7 @@ func (s *Server) lxcConfigGet(r *request) (any, error) {
 var hotKeys = map[string]bool{"memory": true, "swap": true, "cpulimit": true, "cpuunits": true, "cores": true}
 
 func (s *Server) lxcConfigPut(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	c, err := s.lookupCT(r)
+	c, err := s.nodeCT(r)
 	if err != nil {
 		return nil, err
 	}

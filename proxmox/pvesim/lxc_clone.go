@@ -14,10 +14,7 @@ import (
 // template or a snapshot on a storage with the clone feature (here it is a copy too).
 // The source holds a 'disk' lock and the new CT a 'create' lock while the task runs.
 func (s *Server) lxcClone(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	c, err := s.lookupCT(r)
+	c, err := s.nodeCT(r)
 	if err != nil {
 		return nil, err
 	}

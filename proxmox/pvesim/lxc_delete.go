@@ -11,10 +11,7 @@ import (
 // force is set, in which case the task stops it first; the task removes its disks (with
 // destroy-unreferenced-disks, any other disk of the VMID too) and its config.
 func (s *Server) lxcDelete(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	c, err := s.lookupCT(r)
+	c, err := s.nodeCT(r)
 	if err != nil {
 		return nil, err
 	}

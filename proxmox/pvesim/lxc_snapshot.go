@@ -24,10 +24,7 @@ func (s *Server) routesLXCSnapshot() {
 }
 
 func (s *Server) snapList(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	c, err := s.lookupCT(r)
+	c, err := s.nodeCT(r)
 	if err != nil {
 		return nil, err
 	}
@@ -68,10 +65,7 @@ func (s *Server) snapIndex(r *request) (any, error) {
 }
 
 func (s *Server) snapCreate(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	c, err := s.lookupCT(r)
+	c, err := s.nodeCT(r)
 	if err != nil {
 		return nil, err
 	}
@@ -130,10 +124,7 @@ func (s *Server) snapCreate(r *request) (any, error) {
 }
 
 func (s *Server) snapDelete(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	c, err := s.lookupCT(r)
+	c, err := s.nodeCT(r)
 	if err != nil {
 		return nil, err
 	}
@@ -179,10 +170,7 @@ func (s *Server) snapDelete(r *request) (any, error) {
 }
 
 func (s *Server) snapRollback(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	c, err := s.lookupCT(r)
+	c, err := s.nodeCT(r)
 	if err != nil {
 		return nil, err
 	}

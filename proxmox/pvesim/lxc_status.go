@@ -58,10 +58,7 @@ func (s *Server) lxcStatusIndex(r *request) (any, error) {
 }
 
 func (s *Server) lxcStatusCurrent(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	c, err := s.lookupCT(r)
+	c, err := s.nodeCT(r)
 	if err != nil {
 		return nil, err
 	}
@@ -84,10 +81,7 @@ func checkSkiplock(r *request) error {
 }
 
 func (s *Server) lxcStart(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	c, err := s.lookupCT(r)
+	c, err := s.nodeCT(r)
 	if err != nil {
 		return nil, err
 	}
@@ -114,10 +108,7 @@ func (s *Server) lxcStart(r *request) (any, error) {
 }
 
 func (s *Server) lxcStop(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	c, err := s.lookupCT(r)
+	c, err := s.nodeCT(r)
 	if err != nil {
 		return nil, err
 	}
@@ -138,10 +129,7 @@ func (s *Server) lxcStop(r *request) (any, error) {
 }
 
 func (s *Server) lxcShutdown(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	c, err := s.lookupCT(r)
+	c, err := s.nodeCT(r)
 	if err != nil {
 		return nil, err
 	}
@@ -174,10 +162,7 @@ func (s *Server) lxcResume(r *request) (any, error) {
 }
 
 func (s *Server) freezeOp(r *request, typ string, freeze bool) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	c, err := s.lookupCT(r)
+	c, err := s.nodeCT(r)
 	if err != nil {
 		return nil, err
 	}

@@ -100,6 +100,15 @@ func (s *Server) initQemu() error {
 	return nil
 }
 
+// nodeVM is the VM a request under /nodes/{node}/qemu/{vmid} names, after checking the
+// node as PVE does first.
+func (s *Server) nodeVM(r *request) (*vm, error) {
+	if err := s.checkNode(r); err != nil {
+		return nil, err
+	}
+	return s.lookupVM(r)
+}
+
 // lookupVM finds a VM; a missing one is qemu-server's 500 about its config file.
 func (s *Server) lookupVM(r *request) (*vm, error) {
 	vmid := r.intOr("vmid", 0)
@@ -287,10 +296,7 @@ func agentEnabled(conf map[string]string) bool {
 
 // qemuConfigGet answers the config (or a snapshot's) with the schema's types and digest.
 func (s *Server) qemuConfigGet(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	v, err := s.lookupVM(r)
+	v, err := s.nodeVM(r)
 	if err != nil {
 		return nil, err
 	}
@@ -401,10 +407,7 @@ func (s *Server) applyQemuConfig(r *request, v *vm) error {
 
 // qemuConfigPut is the synchronous config update; it answers null.
 func (s *Server) qemuConfigPut(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	v, err := s.lookupVM(r)
+	v, err := s.nodeVM(r)
 	if err != nil {
 		return nil, err
 	}
@@ -415,10 +418,7 @@ func (s *Server) qemuConfigPut(r *request) (any, error) {
 
 // qemuConfigPost is the asynchronous one: a qmconfig task.
 func (s *Server) qemuConfigPost(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	v, err := s.lookupVM(r)
+	v, err := s.nodeVM(r)
 	if err != nil {
 		return nil, err
 	}
@@ -433,10 +433,7 @@ func (s *Server) qemuConfigPost(r *request) (any, error) {
 // qemu-server refuses it; the task frees its disks, its snapshots' held guests and its
 // config.
 func (s *Server) qemuDelete(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	v, err := s.lookupVM(r)
+	v, err := s.nodeVM(r)
 	if err != nil {
 		return nil, err
 	}

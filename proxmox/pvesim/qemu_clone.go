@@ -18,10 +18,7 @@ import (
 // task copies its disks. Disks are copies here even for linked clones, and are named
 // vm-NEWID-disk-N (PVE names a linked clone's base-VMID-disk-N/vm-NEWID-disk-N).
 func (s *Server) qemuClone(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	v, err := s.lookupVM(r)
+	v, err := s.nodeVM(r)
 	if err != nil {
 		return nil, err
 	}

@@ -27,10 +27,7 @@ func (s *Server) routesQemuSnapshot() {
 }
 
 func (s *Server) qemuSnapList(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	v, err := s.lookupVM(r)
+	v, err := s.nodeVM(r)
 	if err != nil {
 		return nil, err
 	}
@@ -90,10 +87,7 @@ func (s *Server) vmVolumes(conf map[string]string) ([]*storage, []string, error)
 }
 
 func (s *Server) qemuSnapCreate(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	v, err := s.lookupVM(r)
+	v, err := s.nodeVM(r)
 	if err != nil {
 		return nil, err
 	}
@@ -213,10 +207,7 @@ func (s *Server) snapshotDisksKeepingGuest(ctx context.Context, sts []*storage, 
 }
 
 func (s *Server) qemuSnapDelete(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	v, err := s.lookupVM(r)
+	v, err := s.nodeVM(r)
 	if err != nil {
 		return nil, err
 	}
@@ -271,10 +262,7 @@ func (s *Server) qemuSnapDelete(r *request) (any, error) {
 }
 
 func (s *Server) qemuSnapRollback(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	v, err := s.lookupVM(r)
+	v, err := s.nodeVM(r)
 	if err != nil {
 		return nil, err
 	}

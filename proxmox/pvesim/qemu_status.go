@@ -35,10 +35,7 @@ func (s *Server) qemuStatusIndex(r *request) (any, error) {
 }
 
 func (s *Server) qemuStatusCurrent(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	v, err := s.lookupVM(r)
+	v, err := s.nodeVM(r)
 	if err != nil {
 		return nil, err
 	}
@@ -88,10 +85,7 @@ func (s *Server) reapGuest(v *vm) {
 }
 
 func (s *Server) qemuStart(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	v, err := s.lookupVM(r)
+	v, err := s.nodeVM(r)
 	if err != nil {
 		return nil, err
 	}
@@ -150,10 +144,7 @@ func (s *Server) stopVM(v *vm, timeout time.Duration, force bool) error {
 }
 
 func (s *Server) qemuStop(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	v, err := s.lookupVM(r)
+	v, err := s.nodeVM(r)
 	if err != nil {
 		return nil, err
 	}
@@ -174,10 +165,7 @@ func (s *Server) qemuStop(r *request) (any, error) {
 }
 
 func (s *Server) qemuShutdown(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	v, err := s.lookupVM(r)
+	v, err := s.nodeVM(r)
 	if err != nil {
 		return nil, err
 	}
@@ -204,10 +192,7 @@ func (s *Server) qemuShutdown(r *request) (any, error) {
 }
 
 func (s *Server) qemuSuspend(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	v, err := s.lookupVM(r)
+	v, err := s.nodeVM(r)
 	if err != nil {
 		return nil, err
 	}
@@ -235,10 +220,7 @@ func (s *Server) qemuSuspend(r *request) (any, error) {
 }
 
 func (s *Server) qemuResume(r *request) (any, error) {
-	if err := s.checkNode(r); err != nil {
-		return nil, err
-	}
-	v, err := s.lookupVM(r)
+	v, err := s.nodeVM(r)
 	if err != nil {
 		return nil, err
 	}
